@@ -1,0 +1,110 @@
+"""The backend protocol: what every place a job can run must provide.
+
+A backend is one module with one class, registered under the entry-point group
+``computeops_grid.backends`` (built-ins exactly like third-party plugins). Every
+operation is bulk: it takes a sequence of jobs and answers for each of them.
+
+Contract (checked by ``tests/contract``):
+
+* ``submit(jobs)`` returns one :class:`SubmitResult` per job, in order. A result with
+  ``native_id`` set means the backend accepted the job; one with ``error`` set means it
+  certainly did not (``error.transient`` tells whether a retry may succeed). A backend
+  that cannot tell (timeout after sending) raises :class:`BackendUnavailable` for the
+  whole call: the jobs stay ``submitting`` and ``sync`` asks :meth:`lookup` later.
+* ``lookup(jobs)`` finds jobs on the backend by their cops-grid id (embedded in the
+  native job name / directory at submission) and never submits anything.
+* ``status(jobs)`` answers for every job it knows; unknown native states map to no change.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from computeops_grid.errors import BackendError
+from computeops_grid.jobs.state import JobState
+
+if TYPE_CHECKING:
+    from computeops_grid.jobs.record import JobRecord
+
+
+class Capability(str, enum.Enum):
+    """What a backend can do, declared as data (shown by ``cops-grid backends``)."""
+
+    BULK_SUBMIT = "bulk-submit"  # many jobs in one native call
+    ARRAYS = "arrays"  # parametric jobs as one native array
+    CANCEL = "cancel"
+    OUTPUTS = "outputs"  # declared output files can be fetched
+    LOGS = "logs"
+    GPU = "gpu"
+    CONTAINERS = "containers"  # payload runs through the pilot wrapper in an image
+    DETACHED = "detached"  # jobs survive the client exiting
+
+
+class BackendSettings(BaseModel):
+    """Base of every backend's settings model (``backends.<name>:`` in the config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """Paths every backend may need, resolved once from the configuration."""
+
+    home: Path  # cops-grid data dir (store, job dirs)
+    jobs_dir: Path  # per-job work directories live under here
+    image_root: Path  # unpacked.cern.ch-style image repository
+    pilot: Path  # the pilot wrapper file (shipped with jobs)
+
+
+@dataclass
+class SubmitResult:
+    job_id: str
+    native_id: str | None = None
+    state: JobState = JobState.QUEUED
+    error: BackendError | None = None
+
+
+@dataclass
+class StatusInfo:
+    state: JobState
+    exit_code: int | None = None
+    message: str = ""
+    native_state: str = ""
+
+
+@dataclass
+class Health:
+    """Answer of :meth:`Backend.check` for ``cops-grid backends``."""
+
+    reachable: bool
+    detail: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+    Settings: ClassVar[type[BackendSettings]]
+
+    def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]: ...
+
+    def lookup(self, jobs: Sequence[JobRecord]) -> dict[str, SubmitResult | None]: ...
+
+    def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]: ...
+
+    def cancel(self, jobs: Sequence[JobRecord]) -> None: ...
+
+    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]: ...
+
+    def logs(self, job: JobRecord) -> str: ...
+
+    def describe(self, jobs: Sequence[JobRecord]) -> str: ...
+
+    def check(self) -> Health: ...

@@ -1,0 +1,39 @@
+"""A job as the store knows it: the expanded description plus its bookkeeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from computeops_grid.jobs.model import JobSpec
+from computeops_grid.jobs.state import JobState
+
+
+@dataclass
+class JobRecord:
+    """One row of the ``jobs`` table.
+
+    ``id`` is assigned by cops-grid before any backend call and is embedded in the
+    native job (name, directory) so that ``sync`` can find the job again.
+    ``spec`` is already expanded: parameters substituted, one element of a bulk.
+    """
+
+    id: str
+    spec: JobSpec
+    backend: str
+    state: JobState = JobState.NEW
+    native_id: str | None = None
+    bulk_id: str | None = None
+    index: int = 0
+    parent_id: str | None = None
+    exit_code: int | None = None
+    message: str = ""
+    source: str = ""  # the job file it came from
+    created: float = 0.0
+    updated: float = 0.0
+    workdir: Path | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# before parametric expansion a name may hold ${param} placeholders
+TEMPLATE_NAME_RE = r"^[A-Za-z0-9$][A-Za-z0-9._${}-]{0,99}$"
 _MEM_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _MEM_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _WALL_RE = re.compile(r"^(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?$")
@@ -119,7 +121,7 @@ ParameterValues = Union[Annotated[list[Scalar], Field(min_length=1)], RangeSpec]
 class JobSpec(_Strict):
     """One job (before parametric expansion)."""
 
-    name: str = Field(pattern=NAME_RE)
+    name: str = Field(pattern=TEMPLATE_NAME_RE, description="letters, digits, . _ - ; may use ${param}")
     image: str = Field(min_length=1, description="docker://repo:tag, a rootfs directory, or a .sif file")
     command: str = Field(min_length=1, description="executable run inside the container (no shell)")
     arguments: list[str] = Field(default_factory=list)

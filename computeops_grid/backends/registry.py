@@ -1,0 +1,63 @@
+"""Find backends by name through the ``computeops_grid.backends`` entry points.
+
+Built-in backends are registered exactly like third-party plugins (setup.cfg).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, cast
+
+from pydantic import ValidationError
+
+from computeops_grid.backends.base import Backend, BackendContext
+from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.config import Config
+from computeops_grid.errors import ConfigError, UnknownBackend
+
+GROUP = "computeops_grid.backends"
+log = logging.getLogger(__name__)
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def known_backends() -> list[str]:
+    return sorted(_entry_points())
+
+
+def backend_class(name: str) -> type[Backend]:
+    eps = _entry_points()
+    if name not in eps:
+        raise UnknownBackend(
+            f"no backend named {name!r}; known: {', '.join(sorted(eps)) or 'none'}",
+            hint="a third-party backend registers the entry point group "
+            f"{GROUP!r}; install its package (or `pip install -e .` after adding one)",
+        )
+    try:
+        return cast("type[Backend]", eps[name].load())
+    except Exception as exc:  # a broken plugin must not take the CLI down
+        raise UnknownBackend(f"backend {name!r} failed to load: {exc}") from exc
+
+
+def context(config: Config) -> BackendContext:
+    return BackendContext(
+        home=config.home, jobs_dir=config.jobs_dir, image_root=config.images, pilot=wrapper_path()
+    )
+
+
+def get_backend(name: str, config: Config) -> Backend:
+    """An instance of backend ``name`` with its settings from the configuration."""
+    cls = backend_class(name)
+    raw: dict[str, Any] = config.backends.get(name, {})
+    try:
+        settings = cls.Settings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in ("backends", name, *err["loc"]))
+        raise ConfigError(f"{config.source}: {field}: {err['msg']}") from None
+    return cast("Backend", cls(settings, context(config)))  # type: ignore[call-arg]

@@ -1,0 +1,1 @@
+"""The ``cops-grid`` command line: parse, call ``logic``, print. Nothing else."""

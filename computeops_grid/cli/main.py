@@ -1,0 +1,100 @@
+"""``cops-grid``: the entry point, global options, sub-apps and the one error handler."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+
+import click
+import typer
+
+from computeops_grid import __version__
+from computeops_grid.cli import jobs as jobs_cli
+from computeops_grid.cli.output import err, print_error
+from computeops_grid.errors import CopsError
+
+EXIT_CODES = """
+Exit codes: 0 success; 1 unexpected error (rerun with --debug); 2 bad command line;
+3 invalid job file or configuration; 4 unknown job id; 8 --wait saw a job fail or be
+cancelled; 70 illegal state change refused by the store; 71 job store unusable;
+74 backend refused the request; 75 backend unreachable (jobs kept, retry with
+`cops-grid resubmit` or `cops-grid sync`); 77 credential missing, expired or unsafe;
+130 interrupted.
+"""
+
+app = typer.Typer(
+    name="cops-grid",
+    help="Run a containerized application anywhere: laptop, batch cluster, grid, cloud.\n\n"
+    "Write one job file (see etc/examples/hello.yaml), then `cops-grid submit job.yaml --wait`; "
+    "follow jobs with `status`, `list`, `logs`, `get`, `cancel`, `resubmit`, `sync`.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+# sub-command groups, each a module with ``app``; mounted when present
+SUBAPPS = {
+    "pilot": "computeops_grid.cli.pilot",
+    "image": "computeops_grid.cli.image",
+    "proxy": "computeops_grid.cli.proxy",
+    "bench": "computeops_grid.cli.bench",
+    "validate-site": "computeops_grid.cli.validate",
+}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cops-grid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Log details and show tracebacks."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what is being done."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+jobs_cli.register(app)
+for _name, _module in SUBAPPS.items():
+    try:
+        _sub = importlib.import_module(_module)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise
+        continue
+    app.add_typer(_sub.app, name=_name)
+
+
+def run() -> None:
+    """Console-script entry: no traceback reaches a user unless --debug."""
+    debug = "--debug" in sys.argv
+    try:
+        result = app(standalone_mode=False)
+    except CopsError as exc:
+        if debug:
+            traceback.print_exc()
+        print_error(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("Interrupted.")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {exc}")
+        err.print("[bold yellow]Hint:[/] rerun with --debug for the traceback and report it")
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,83 @@
+"""Everything the CLI prints goes through here: errors, tables, JSON, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from computeops_grid.errors import CopsError
+from computeops_grid.jobs.record import JobRecord
+from computeops_grid.jobs.store import JobSummary
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATE_STYLE = {
+    "new": "white", "submitting": "yellow", "queued": "cyan", "running": "blue",
+    "completed": "green", "failed": "red", "cancelled": "magenta",
+}  # fmt: skip
+
+
+def want_json(flag: bool) -> bool:
+    """JSON when asked for, or when stdout is not a terminal (scripts, pipes)."""
+    return flag or not sys.stdout.isatty()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_error(exc: CopsError) -> None:
+    err.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
+    if exc.hint:
+        err.print(f"[bold yellow]Hint:[/] {exc.hint}")
+
+
+def info(message: str) -> None:
+    err.print(message)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def job_dict(job: JobRecord | JobSummary) -> dict[str, Any]:
+    return {
+        "id": job.id, "name": job.name, "backend": job.backend, "state": job.state.value,
+        "native_id": job.native_id, "bulk_id": job.bulk_id, "index": job.index,
+        "exit_code": job.exit_code, "message": job.message,
+        "created": _when(job.created), "updated": _when(job.updated),
+    }  # fmt: skip
+
+
+def jobs_table(jobs: Sequence[JobRecord | JobSummary], title: str | None = None) -> None:
+    table = Table(title=title, header_style="bold")
+    for column in ("ID", "NAME", "BACKEND", "STATE", "EXIT", "NATIVE ID", "UPDATED", "MESSAGE"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        style = STATE_STYLE.get(job.state.value, "")
+        table.add_row(
+            job.id, job.name, job.backend, f"[{style}]{job.state.value}[/]",
+            "" if job.exit_code is None else str(job.exit_code),
+            job.native_id or "", _when(job.updated), job.message,
+        )  # fmt: skip
+    out.print(table)
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Progress]:
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False, disable=not err.is_terminal,
+    )  # fmt: skip
+    with bar:
+        bar.add_task(label, total=total)
+        yield bar

@@ -1,0 +1,205 @@
+"""Read job files: YAML -> validated JobSpecs -> expanded parametric elements.
+
+Errors name the file, the line and the dotted field, and say what was expected.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from computeops_grid.errors import JobFileError
+from computeops_grid.jobs.model import NAME_RE, JobSpec, RangeSpec
+
+MAX_JOBS_PER_FILE = 100_000
+
+
+@dataclass(frozen=True)
+class ExpandedJob:
+    """One concrete job: the spec with parameters substituted, and where it came from."""
+
+    spec: JobSpec
+    params: dict[str, str]
+    index: int
+    group: str  # name of the parametric job it belongs to
+    source: str
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also keeps each node so errors can point at a line."""
+
+
+def _compose_documents(text: str, path: str) -> list[yaml.Node]:
+    try:
+        return [node for node in yaml.compose_all(text, Loader=_Loader) if node is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise JobFileError(
+            f"not valid YAML: {problem}", path=path, line=line, hint="check indentation and quoting"
+        ) from None
+
+
+def _construct(node: yaml.Node, path: str) -> Any:
+    loader = _Loader("")
+    try:
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        line = node.start_mark.line + 1
+        raise JobFileError(f"not valid YAML: {exc}", path=path, line=line) from None
+    finally:
+        loader.dispose()
+
+
+def _node_at(node: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
+    """Follow a pydantic error location through the YAML node tree as far as it goes."""
+    current = node
+    for key in loc:
+        if isinstance(current, yaml.MappingNode):
+            match = next((v for k, v in current.value if getattr(k, "value", None) == key), None)
+            if match is None:
+                match = next((k for k, _ in current.value if getattr(k, "value", None) == key), None)
+                return match if match is not None else current
+            current = match
+        elif isinstance(current, yaml.SequenceNode) and isinstance(key, int) and key < len(current.value):
+            current = current.value[key]
+        else:
+            break
+    return current
+
+
+def _explain(err: dict[str, Any]) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see etc/examples/ for the known fields)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error":
+        return msg.replace("Input should be", "must be one of")
+    return str(msg).removeprefix("Value error, ")
+
+
+def _validate(data: Any, node: yaml.Node, path: str, prefix: tuple[str | int, ...] = ()) -> JobSpec:
+    if not isinstance(data, dict):
+        raise JobFileError(
+            f"a job must be a mapping of fields, got {type(data).__name__}",
+            path=path,
+            line=node.start_mark.line + 1,
+            hint="start with `name:`, `image:` and `command:`",
+        )
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # in a union (parameters: list | range) prefer the error that explains a value
+        err = next((e for e in errors if e["type"] == "value_error"), errors[0])
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list["))))
+        # pydantic adds union member names ("list[...]", "RangeSpec") to locations; drop them
+        loc = tuple(p for p in loc if p not in {"RangeSpec", "str", "int", "float"})
+        line = _node_at(node, loc).start_mark.line + 1
+        field = ".".join(str(p) for p in (*prefix, *loc))
+        reason = _explain(err)
+        if loc[:1] == ("parameters",) and err["type"] != "value_error":
+            reason = "must be a non-empty list of values or a range {start, stop[, step]}"
+        raise JobFileError(reason, path=path, line=line, field=field) from None
+
+
+def _job_nodes(doc: yaml.Node, data: Any, path: str) -> list[tuple[yaml.Node, Any, tuple[str | int, ...]]]:
+    if isinstance(data, dict) and set(data) == {"jobs"}:
+        jobs_node = _node_at(doc, ("jobs",))
+        if not isinstance(data["jobs"], list) or not isinstance(jobs_node, yaml.SequenceNode):
+            raise JobFileError(
+                "must be a list of jobs", path=path, line=jobs_node.start_mark.line + 1, field="jobs"
+            )
+        return [(n, d, ("jobs", i)) for i, (n, d) in enumerate(zip(jobs_node.value, data["jobs"]))]
+    return [(doc, data, ())]
+
+
+def load_specs(path: Path) -> list[JobSpec]:
+    """All jobs of one file, validated but not expanded."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JobFileError("no such file", path=shown, hint="give the path of a job YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobFileError(f"cannot read: {exc}", path=shown) from None
+    specs: list[JobSpec] = []
+    for doc in _compose_documents(text, shown):
+        data = _construct(doc, shown)
+        for node, item, prefix in _job_nodes(doc, data, shown):
+            specs.append(_validate(item, node, shown, prefix))
+    if not specs:
+        raise JobFileError("contains no job", path=shown, hint="see etc/examples/hello.yaml")
+    return specs
+
+
+def _values(spec: JobSpec) -> list[tuple[str, list[str]]]:
+    out = []
+    for key, val in spec.parameters.items():
+        out.append((key, val.values() if isinstance(val, RangeSpec) else [str(v) for v in val]))
+    return out
+
+
+def _substitute(spec: JobSpec, params: dict[str, str]) -> JobSpec:
+    def sub(text: str) -> str:
+        return string.Template(text).safe_substitute(params)
+
+    return spec.model_copy(
+        update={
+            "name": sub(spec.name),
+            "arguments": [sub(a) for a in spec.arguments],
+            "environment": {k: sub(v) for k, v in spec.environment.items()},
+            "outputs": [sub(o) for o in spec.outputs],
+            "inputs": [sub(i) for i in spec.inputs],
+            "parameters": {},
+        }
+    )
+
+
+def expand(spec: JobSpec, source: str = "") -> list[ExpandedJob]:
+    """One job per combination of parameter values (cartesian product), in order."""
+    if not spec.parameters:
+        _check_name(spec.name, source)
+        return [ExpandedJob(spec, {}, 0, spec.name, source)]
+    names, lists = zip(*_values(spec))
+    total = 1
+    for values in lists:
+        total *= len(values)
+    if total > MAX_JOBS_PER_FILE:
+        raise JobFileError(
+            f"expands to {total} jobs, more than {MAX_JOBS_PER_FILE}", path=source, field="parameters"
+        )
+    jobs = []
+    for index, combo in enumerate(itertools.product(*lists)):
+        params = dict(zip(names, combo), index=str(index))
+        concrete = _substitute(spec, params)
+        _check_name(concrete.name, source)
+        jobs.append(ExpandedJob(concrete, params, index, spec.name, source))
+    return jobs
+
+
+def _check_name(name: str, source: str) -> None:
+    if not re.match(NAME_RE, name):
+        raise JobFileError(
+            f"expands to {name!r}, which is not a valid job name (letters, digits, . _ -)",
+            path=source,
+            field="name",
+        )
+
+
+def load_jobs(paths: list[Path]) -> list[ExpandedJob]:
+    """Every concrete job of every file, in file order."""
+    jobs: list[ExpandedJob] = []
+    for path in paths:
+        for spec in load_specs(path):
+            jobs.extend(expand(spec, str(path)))
+    return jobs

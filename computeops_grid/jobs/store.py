@@ -1,0 +1,379 @@
+"""The job store: SQLite in WAL mode, the only writer of job states.
+
+* One row per job, one ``history`` row per state transition (with timestamps).
+* Every state change goes through :meth:`JobStore.transition` / :meth:`apply_status`,
+  which refuse moves outside :data:`computeops_grid.jobs.state.ALLOWED` inside the
+  same transaction that writes them.
+* Writers take ``BEGIN IMMEDIATE``, so two ``cops-grid`` processes serialise cleanly;
+  :meth:`claim` moves jobs ``new -> submitting`` atomically, so only one process ever
+  submits a given job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from computeops_grid.errors import IllegalTransition, JobNotFound, StoreError
+from computeops_grid.jobs.model import JobSpec
+from computeops_grid.jobs.record import JobRecord
+from computeops_grid.jobs.schema import MIGRATIONS, SCHEMA_VERSION
+from computeops_grid.jobs.state import JobState, is_allowed
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = (
+    "id, name, backend, state, native_id, bulk_id, idx, parent_id, exit_code, message, "
+    "source, workdir, params, spec, created, updated"
+)
+_SUMMARY_COLUMNS = "id, name, backend, state, native_id, bulk_id, idx, exit_code, message, created, updated"
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What listings need, read without parsing the job description."""
+
+    id: str
+    name: str
+    backend: str
+    state: JobState
+    native_id: str | None
+    bulk_id: str | None
+    index: int
+    exit_code: int | None
+    message: str
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class Transition:
+    job_id: str
+    from_state: JobState | None
+    to_state: JobState
+    at: float
+    message: str
+
+
+def owner_token() -> str:
+    """Identifies this process as the claimer of jobs it is submitting."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """False when the claiming process is certainly gone (same host, pid not running)."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # cannot tell for another host: assume alive, sync waits for the lease
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+class JobStore:
+    def __init__(self, path: Path, *, timeout: float = 60.0) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the job store {path}: {exc}",
+                hint="set COPS_GRID_HOME to another directory, or move the damaged file away",
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._write():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the job store {self.path} has schema version {version}, newer than this "
+                    f"cops-grid understands ({SCHEMA_VERSION})",
+                    hint="upgrade cops-grid",
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                log.info("migrating job store %s to schema version %d", self.path, target)
+                for statement in MIGRATIONS[target]:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={target:d}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"the job store {self.path} is busy: {exc}", hint="retry in a moment") from None
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- writing ----------------------------------------------------------------
+    def add(self, records: Sequence[JobRecord]) -> None:
+        """Record new jobs (state ``new``) in one transaction: all or none."""
+        now = time.time()
+        rows = []
+        for rec in records:
+            rec.created = rec.updated = now
+            rows.append(
+                (
+                    rec.id, rec.name, rec.backend, JobState.NEW.value, rec.native_id, rec.bulk_id,
+                    rec.index, rec.parent_id, None, rec.message, rec.source,
+                    str(rec.workdir) if rec.workdir else None, json.dumps(rec.params),
+                    rec.spec.model_dump_json(), now, now,
+                )
+            )  # fmt: skip
+        with self._write() as db:
+            db.executemany(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({','.join('?' * 16)})", rows)
+            db.executemany(
+                "INSERT INTO history (job_id, from_state, to_state, at, message) VALUES (?, NULL, ?, ?, '')",
+                [(r[0], JobState.NEW.value, now) for r in rows],
+            )
+
+    def claim(self, ids: Sequence[str], owner: str | None = None) -> list[JobRecord]:
+        """Atomically move the given jobs that are still ``new`` to ``submitting``.
+
+        Returns only the jobs this call claimed: a job another process claimed first
+        is not returned, so it is never submitted twice.
+        """
+        owner = owner or owner_token()
+        now = time.time()
+        with self._write() as db:
+            claimed: list[str] = []
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT id FROM jobs WHERE state='new' AND id IN ({marks})", chunk
+                ).fetchall()
+                claimed.extend(r[0] for r in rows)
+            self._set_state(db, claimed, JobState.NEW, JobState.SUBMITTING, now, owner=owner)
+        return self.get_many(claimed)
+
+    def _set_state(
+        self,
+        db: sqlite3.Connection,
+        ids: Sequence[str],
+        old: JobState,
+        new: JobState,
+        now: float,
+        *,
+        owner: str | None = None,
+        message: str = "",
+    ) -> None:
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            db.execute(
+                f"UPDATE jobs SET state=?, owner=?, updated=? WHERE id IN ({marks})",
+                (new.value, owner, now, *chunk),
+            )
+        db.executemany(
+            "INSERT INTO history (job_id, from_state, to_state, at, message) VALUES (?, ?, ?, ?, ?)",
+            [(i, old.value, new.value, now, message) for i in ids],
+        )
+
+    def transition(
+        self,
+        job_id: str,
+        new: JobState,
+        *,
+        message: str | None = None,
+        exit_code: int | None = None,
+        native_id: str | None = None,
+        workdir: Path | None = None,
+    ) -> bool:
+        """Move one job to ``new``; refuses illegal moves. Returns False when unchanged."""
+        return bool(
+            self.transitions([(job_id, new, message, exit_code, native_id, workdir)], strict=True)
+        )
+
+    def transitions(
+        self,
+        changes: Iterable[tuple[str, JobState, str | None, int | None, str | None, Path | None]],
+        *,
+        strict: bool = False,
+    ) -> int:
+        """Apply many ``(id, state, message, exit_code, native_id, workdir)`` changes in one
+        transaction. An illegal move raises when ``strict``, otherwise it is skipped and
+        logged (status polls may report a state the job already moved past)."""
+        now = time.time()
+        changed = 0
+        with self._write() as db:
+            for job_id, new, message, exit_code, native_id, workdir in changes:
+                row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+                if row is None:
+                    raise JobNotFound(f"no job {job_id} in the store")
+                old = JobState(row[0])
+                if not is_allowed(old, new):
+                    if strict:
+                        raise IllegalTransition(f"job {job_id}: {old} -> {new} is not allowed")
+                    log.info("ignoring %s -> %s for job %s", old, new, job_id)
+                    continue
+                sets = ["state=?", "updated=?"]
+                values: list[object] = [new.value, now]
+                for column, value in (
+                    ("message", message),
+                    ("exit_code", exit_code),
+                    ("native_id", native_id),
+                    ("workdir", str(workdir) if workdir else None),
+                ):
+                    if value is not None:
+                        sets.append(f"{column}=?")
+                        values.append(value)
+                if old == new and len(sets) == 2:
+                    continue
+                if new != JobState.SUBMITTING:
+                    sets.append("owner=NULL")
+                db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id=?", (*values, job_id))
+                if old != new:
+                    db.execute(
+                        "INSERT INTO history (job_id, from_state, to_state, at, message) VALUES (?,?,?,?,?)",
+                        (job_id, old.value, new.value, now, message or ""),
+                    )
+                changed += 1
+        return changed
+
+    def delete(self, ids: Sequence[str]) -> None:
+        with self._write() as db:
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"DELETE FROM history WHERE job_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+
+    # -- reading ----------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord:
+        records = self.get_many([job_id])
+        if not records:
+            raise JobNotFound(f"no job {job_id} in the store", hint="`cops-grid list` shows the known jobs")
+        return records[0]
+
+    def get_many(self, ids: Sequence[str]) -> list[JobRecord]:
+        """Records for ``ids`` in the order given (unknown ids are left out)."""
+        found: dict[str, JobRecord] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})", chunk):
+                found[row[0]] = _record(row)
+        return [found[i] for i in ids if i in found]
+
+    def resolve(self, prefixes: Sequence[str]) -> list[str]:
+        """Full ids for ids or unique id prefixes (like git); unknown ones raise."""
+        out = []
+        for prefix in prefixes:
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+                (prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+            if not rows:
+                raise JobNotFound(f"no job {prefix} in the store", hint="`cops-grid list` shows the known jobs")
+            if len(rows) > 1 and rows[0][0] != prefix:
+                raise JobNotFound(f"job id prefix {prefix} is ambiguous", hint="give more characters")
+            out.append(rows[0][0])
+        return out
+
+    def ids(self, *, states: Iterable[JobState] = (), backend: str | None = None) -> list[str]:
+        query, args = _filter(states, backend)
+        return [r[0] for r in self._db.execute(f"SELECT id FROM jobs{query} ORDER BY created, id", args)]
+
+    def records(self, *, states: Iterable[JobState] = (), backend: str | None = None) -> list[JobRecord]:
+        query, args = _filter(states, backend)
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM jobs{query} ORDER BY created, id", args)
+        return [_record(r) for r in rows]
+
+    def summaries(
+        self, *, states: Iterable[JobState] = (), backend: str | None = None, limit: int | None = None
+    ) -> list[JobSummary]:
+        query, args = _filter(states, backend)
+        sql = f"SELECT {_SUMMARY_COLUMNS} FROM jobs{query} ORDER BY created, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [
+            JobSummary(r[0], r[1], r[2], JobState(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+            for r in self._db.execute(sql, args)
+        ]
+
+    def owners(self, ids: Sequence[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            out.update(self._db.execute(f"SELECT id, owner FROM jobs WHERE id IN ({marks})", chunk).fetchall())
+        return out
+
+    def history(self, job_id: str) -> list[Transition]:
+        rows = self._db.execute(
+            "SELECT job_id, from_state, to_state, at, message FROM history WHERE job_id=? ORDER BY seq",
+            (job_id,),
+        )
+        return [Transition(r[0], JobState(r[1]) if r[1] else None, JobState(r[2]), r[3], r[4]) for r in rows]
+
+
+def _filter(states: Iterable[JobState], backend: str | None) -> tuple[str, list[str]]:
+    clauses, args = [], []
+    state_list = [s.value for s in states]
+    if state_list:
+        clauses.append(f"state IN ({','.join('?' * len(state_list))})")
+        args.extend(state_list)
+    if backend:
+        clauses.append("backend=?")
+        args.append(backend)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _record(row: tuple[object, ...]) -> JobRecord:
+    (jid, _name, backend, state, native_id, bulk_id, idx, parent, exit_code, message,
+     source, workdir, params, spec, created, updated) = row  # fmt: skip
+    return JobRecord(
+        id=str(jid),
+        spec=JobSpec.model_validate_json(str(spec)),
+        backend=str(backend),
+        state=JobState(state),
+        native_id=native_id if native_id is None else str(native_id),
+        bulk_id=bulk_id if bulk_id is None else str(bulk_id),
+        index=int(idx),  # type: ignore[call-overload]
+        parent_id=parent if parent is None else str(parent),
+        exit_code=exit_code if exit_code is None else int(exit_code),  # type: ignore[call-overload]
+        message=str(message),
+        source=str(source),
+        created=float(created),  # type: ignore[arg-type]
+        updated=float(updated),  # type: ignore[arg-type]
+        workdir=Path(str(workdir)) if workdir else None,
+        params=json.loads(str(params)),
+    )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,159 @@
+"""Submission: job files -> records in the store -> claimed -> handed to backends.
+
+The order is what makes it crash-safe: ids are assigned and recorded (``new``) before
+any backend call; jobs are claimed (``submitting``) atomically so only one process
+submits each; the backend's answer is recorded right after it returns. A crash in
+between leaves ``submitting`` jobs that ``sync`` resolves with ``Backend.lookup``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from computeops_grid.backends.base import SubmitResult
+from computeops_grid.errors import BackendError
+from computeops_grid.jobs.loader import load_jobs
+from computeops_grid.jobs.record import JobRecord
+from computeops_grid.jobs.state import JobState
+from computeops_grid.logic.session import Session, by_backend
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int], None]
+CHUNK = 100
+
+
+def new_id() -> str:
+    return secrets.token_hex(6)
+
+
+@dataclass
+class SubmitReport:
+    submitted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # refused for good
+    retryable: dict[str, str] = field(default_factory=dict)  # still new: retry with resubmit
+    unknown: list[str] = field(default_factory=list)  # outcome unknown: run sync
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.retryable or self.unknown)
+
+
+def records_from_files(paths: Sequence[Path], session: Session, backend: str | None) -> list[JobRecord]:
+    """Load, validate and expand job files into records with fresh ids (not stored yet)."""
+    records = []
+    groups: dict[tuple[str, str], str] = {}
+    for job in load_jobs(list(paths)):
+        bulk_id = None
+        if job.params:
+            bulk_id = groups.setdefault((job.source, job.group), new_id())
+        name = backend or job.spec.backend or session.config.default_backend
+        records.append(
+            JobRecord(
+                id=new_id(), spec=job.spec, backend=name, bulk_id=bulk_id, index=job.index,
+                source=str(Path(job.source).resolve()), params=job.params,
+            )
+        )  # fmt: skip
+    return records
+
+
+def preflight(session: Session, records: Sequence[JobRecord]) -> None:
+    """Let each backend refuse before anything is stored (credentials, settings)."""
+    for name, jobs in by_backend(records).items():
+        backend = session.backend(name)
+        check = getattr(backend, "preflight", None)
+        if check is not None:
+            check(jobs)
+
+
+def describe(session: Session, records: Sequence[JobRecord]) -> str:
+    return "".join(session.backend(name).describe(jobs) for name, jobs in by_backend(records).items())
+
+
+def _chunks(jobs: list[JobRecord]) -> list[list[JobRecord]]:
+    """Chunks of about CHUNK jobs that never split a parametric group (arrays)."""
+    chunks: list[list[JobRecord]] = [[]]
+    for job in jobs:
+        same_group = chunks[-1] and job.bulk_id is not None and chunks[-1][-1].bulk_id == job.bulk_id
+        if len(chunks[-1]) >= CHUNK and not same_group:
+            chunks.append([])
+        chunks[-1].append(job)
+    return [c for c in chunks if c]
+
+
+def _record_results(session: Session, results: list[SubmitResult], report: SubmitReport) -> None:
+    changes = []
+    for res in results:
+        if res.error is None:
+            changes.append((res.job_id, res.state, "", None, res.native_id, None))
+            report.submitted.append(res.job_id)
+        elif res.error.transient:
+            changes.append((res.job_id, JobState.NEW, res.error.message, None, None, None))
+            report.retryable[res.job_id] = res.error.message
+        else:
+            changes.append((res.job_id, JobState.FAILED, res.error.message, None, None, None))
+            report.failed[res.job_id] = res.error.message
+    session.store.transitions(changes, strict=True)
+
+
+def submit_claimed(
+    session: Session, claimed: list[JobRecord], progress: Progress | None = None
+) -> SubmitReport:
+    """Hand claimed (``submitting``) jobs to their backends, recording each answer."""
+    report = SubmitReport()
+    for name, jobs in by_backend(claimed).items():
+        backend = session.backend(name)
+        for chunk in _chunks(jobs):
+            try:
+                results = backend.submit(chunk)
+            except BackendError as exc:
+                if exc.transient:  # outcome unknown: leave them submitting for sync
+                    log.warning("backend %s: %s; run `cops-grid sync`", name, exc.message)
+                    report.unknown.extend(j.id for j in chunk)
+                else:
+                    _record_results(session, [SubmitResult(j.id, error=exc) for j in chunk], report)
+                if progress:
+                    progress(len(chunk))
+                continue
+            _record_results(session, results, report)
+            if progress:
+                progress(len(chunk))
+    return report
+
+
+def submit_records(
+    session: Session, records: list[JobRecord], progress: Progress | None = None
+) -> SubmitReport:
+    """Store new records, claim them, submit them."""
+    preflight(session, records)
+    session.store.add(records)
+    claimed = session.store.claim([r.id for r in records])
+    return submit_claimed(session, claimed, progress)
+
+
+def resubmit(session: Session, ids: Sequence[str], progress: Progress | None = None) -> SubmitReport:
+    """``new`` jobs are submitted again; finished ones are copied to new jobs (parent_id)."""
+    retry, copies = [], []
+    for rec in session.store.get_many(ids):
+        if rec.state == JobState.NEW:
+            retry.append(rec.id)
+        elif rec.state.final:
+            copies.append(
+                JobRecord(
+                    id=new_id(), spec=rec.spec, backend=rec.backend, bulk_id=None, index=rec.index,
+                    parent_id=rec.id, source=rec.source, params=rec.params,
+                )
+            )  # fmt: skip
+        else:
+            raise BackendError(
+                f"job {rec.id} is {rec.state}; only new or finished jobs can be resubmitted",
+                hint=f"`cops-grid cancel {rec.id}` first, or `cops-grid sync` if it is stuck submitting",
+            )
+    if copies:
+        preflight(session, copies)
+        session.store.add(copies)
+    claimed = session.store.claim(retry + [c.id for c in copies])
+    return submit_claimed(session, claimed, progress)

@@ -112,8 +112,8 @@ def build_image(dest: Path) -> BenchImage:
 def _populate(rootfs: Path, level: str) -> None:
     log.info("building bench image %s (best level %s)", rootfs, level)
     shutil.rmtree(rootfs, ignore_errors=True)
-    for sub in (*MOUNT_POINTS, "bin", "bench"):
-        (rootfs / sub).mkdir(parents=True, exist_ok=True)
+    for name in (*MOUNT_POINTS, "bin", "bench"):
+        (rootfs / name).mkdir(parents=True, exist_ok=True)
     shutil.copy2(_busybox(), rootfs / "bin" / "busybox")
     for applet in BUSYBOX_APPLETS:
         (rootfs / "bin" / applet).symlink_to("busybox")

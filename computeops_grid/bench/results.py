@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,7 @@ def _row(
         row.error = row.error or "no measurement"
         return row
     row.summary = stats.summarize(values)
-    if base and not is_base and stats.statistics.median(base) > 0:
+    if base and not is_base and statistics.median(base) > 0:
         raw = stats.ratio(values, base)
         row.ratio = stats.overhead(raw, lower_is_better=wl.lower_is_better)
     return row

@@ -58,7 +58,9 @@ def run_once(system: System, workload: Workload, plan: Plan, rep: int) -> Measur
     try:
         argv, env = system.wrap(inner, plan.scratch)
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=plan.timeout, check=False)
+        proc = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=plan.timeout, check=False
+        )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
@@ -83,7 +85,7 @@ def run_study(
     for rep in range(plan.repeats):
         order = list(systems)
         for workload in plan.workloads:
-            random.Random(plan.seed * 1000 + rep).shuffle(order)
+            random.Random(plan.seed * 1000 + rep).shuffle(order)  # noqa: S311 - ordering, not secrets
             for system in order:
                 m = run_once(system, workload, plan, rep)
                 out.append(m)

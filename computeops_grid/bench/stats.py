@@ -100,7 +100,7 @@ def ratio(
     if base_median == 0:
         raise ValueError("baseline median is 0: no ratio")
     point = statistics.median(samples) / base_median
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - resampling, not secrets
     boots = []
     for _ in range(resamples):
         num = statistics.median(rng.choices(samples, k=len(samples)))

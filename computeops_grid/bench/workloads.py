@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from computeops_grid.errors import CopsError
@@ -77,7 +77,7 @@ def _kernel(paths: Paths, best: bool = False) -> str:
     return f"{paths.root}/bench/kernel-{'best' if best else 'baseline'}"
 
 
-_ARGV = {
+_ARGV: dict[str, Callable[[Paths, Scale], list[str]]] = {
     "startup": lambda p, s: ["/bin/true"] if not p.root else [f"{p.root}/bin/true"],
     "cpu-scalar": lambda p, s: [_kernel(p), "scalar", str(s.scalar_iters)],
     "simd-baseline": lambda p, s: [_kernel(p), "simd", str(s.simd_len), str(s.simd_reps)],
@@ -111,7 +111,9 @@ def by_name(names: Sequence[str]) -> list[Workload]:
     known = {w.name: w for w in WORKLOADS}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise WorkloadError(f"unknown workload(s): {', '.join(unknown)}", hint=f"choose from {', '.join(known)}")
+        raise WorkloadError(
+            f"unknown workload(s): {', '.join(unknown)}", hint=f"choose from {', '.join(known)}"
+        )
     return [known[n] for n in names]
 
 
@@ -157,7 +159,7 @@ def procs_sum(nproc: int, iters: int) -> int:
     return sum(lcg_jump(p + 1, iters) for p in range(nproc)) & MASK64
 
 
-_EXPECTED = {
+_EXPECTED: dict[str, Callable[[Scale, int], int]] = {
     "cpu-scalar": lambda s, f: lcg_jump(1, s.scalar_iters),
     "simd-baseline": lambda s, f: simd_sum(s.simd_len, s.simd_reps),
     "simd-best": lambda s, f: simd_sum(s.simd_len, s.simd_reps),

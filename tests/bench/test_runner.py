@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from computeops_grid.bench.image import BenchImage
-from computeops_grid.bench.results import Study, SystemInfo, WorkloadInfo, summary_rows
+from computeops_grid.bench.results import Measurement, Study, SystemInfo, WorkloadInfo, summary_rows
 from computeops_grid.bench.runner import Plan, System, run_study
 from computeops_grid.bench.workloads import Paths, Scale, by_name
 
@@ -22,12 +22,14 @@ def _flaky(tmp_path: Path, image: BenchImage, scratch: Path, ok_runs: int) -> Sy
     counter = tmp_path / "count"
     script.write_text(
         "#!/bin/sh\n"
-        f'n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}\n'
+        f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}\n"
         f'if [ "$n" -ge {ok_runs} ]; then echo "flaky: daemon went away" >&2; exit 125; fi\n'
         'exec "$@"\n'
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    return System("flaky", lambda argv, _s: ([str(script), *argv], dict(os.environ)), _bare(image, scratch).paths)
+    return System(
+        "flaky", lambda argv, _s: ([str(script), *argv], dict(os.environ)), _bare(image, scratch).paths
+    )
 
 
 def _study(systems: list[str], workloads: list[str], measurements: list) -> Study:  # type: ignore[type-arg]
@@ -47,9 +49,10 @@ def test_runtime_failing_mid_run_gets_error_rows(
     names = ["startup", "cpu-scalar", "small-files"]
     plan = Plan(by_name(names), tiny, repeats=5, scratch=scratch, files_sum=bench_image.files_sum)
     systems = [_bare(bench_image, scratch), _flaky(tmp_path, bench_image, scratch, ok_runs=2)]
-    seen = []
+    seen: list[Measurement] = []
     ms = run_study(systems, plan, progress=seen.append)
-    assert ms == seen and len(ms) == 5 * 3 * 2
+    assert ms == seen
+    assert len(ms) == 5 * 3 * 2
     assert all(m.value is not None and m.value > 0 for m in ms if m.system == "bare")
     flaky = [m for m in ms if m.system == "flaky"]
     assert [m.workload for m in flaky if m.value is not None] == ["startup", "cpu-scalar"]
@@ -61,7 +64,9 @@ def test_runtime_failing_mid_run_gets_error_rows(
     assert rows[("small-files", "flaky")].summary is None  # never worked: an error row
     assert "exit 125" in rows[("small-files", "flaky")].error
     partial = rows[("startup", "flaky")]  # worked once, then failed: value plus the error
-    assert (partial.n_ok, partial.n_failed) == (1, 4) and partial.summary is not None and partial.ratio
+    assert (partial.n_ok, partial.n_failed) == (1, 4)
+    assert partial.summary is not None
+    assert partial.ratio
 
 
 def test_wrong_result_inside_a_runtime_is_an_error_row(

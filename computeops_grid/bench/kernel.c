@@ -137,6 +137,16 @@ static int procs(int nproc, uint64_t n) {
     return done("procs", t0, sum);
 }
 
+static int alloc(uint64_t mib) {
+    /* touch every page, so a memory cap (cgroup) must act on it */
+    double t0 = now();
+    unsigned char *p = malloc(mib << 20);
+    if (!p) return 3;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < (mib << 20); i += 4096) { p[i] = (unsigned char)(i >> 12); sum += p[i]; }
+    return done("alloc", t0, sum);
+}
+
 static int cpuflags(void) {
     /* cpuid as this binary sees it, then the kernel's view from /proc/cpuinfo */
     __builtin_cpu_init();
@@ -165,8 +175,9 @@ int main(int argc, char **argv) {
         return files(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (!strcmp(m, "seqio") && argc == 4) return seqio(argv[2], strtoull(argv[3], 0, 10));
     if (!strcmp(m, "procs") && argc == 4) return procs(atoi(argv[2]), strtoull(argv[3], 0, 10));
+    if (!strcmp(m, "alloc") && argc == 3) return alloc(strtoull(argv[2], 0, 10));
     if (!strcmp(m, "cpuflags")) return cpuflags();
     fprintf(stderr, "usage: kernel scalar N | simd N REPS | triad N REPS S | files DIR NDIR NFILE REPS"
-                    " | seqio DIR MIB | procs P N | cpuflags\n");
+                    " | seqio DIR MIB | procs P N | alloc MIB | cpuflags\n");
     return 2;
 }

@@ -1,0 +1,192 @@
+"""The compared systems: bare metal plus every runtime, launched by the pilot wrapper's adapters.
+
+No launch code lives here: each runtime's argv comes from the adapter of the same name in
+``pilot/cops_pilot.py`` (loaded with importlib), exactly as a worker node would build it.
+A runtime that cannot run gets a :class:`SystemInfo` row whose ``why`` is what the tool
+found out: binary not on PATH, no adapter in the wrapper, or the runtime's own error line
+from a probe run of ``/bin/true``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.bench.results import SystemInfo
+from computeops_grid.bench.runner import System
+from computeops_grid.bench.workloads import Paths
+from computeops_grid.errors import CopsError
+
+log = logging.getLogger(__name__)
+
+BASELINE = "bare-metal"
+# the runtimes the study names; extra names are accepted when the wrapper has an adapter
+DEFAULT_RUNTIMES = (
+    "docker",
+    "podman",
+    "runc",
+    "crun",
+    "charliecloud",
+    "bubblewrap",
+    "proot",
+    "udocker",
+    "lxc",
+    "apptainer",
+    "singularity",
+    "shifter",
+    "rkt",
+    "lxd",
+)
+# a runtime with an OCI-CLI-compatible binary is launched by that adapter
+SAME_CLI_AS = {"crun": "runc"}
+# binaries that tell whether a runtime without an adapter is at least installed
+BINARIES = {"lxc": "lxc-execute", "lxd": "lxd", "shifter": "shifter", "rkt": "rkt", "docker": "dockerd"}
+SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+CONTAINER_SCRATCH = "/srv"  # the wrapper binds the job's work directory there
+PROBE_TIMEOUT = 60.0
+VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
+
+
+class RuntimeSetupError(CopsError):
+    """The pilot wrapper cannot be loaded."""
+
+
+@dataclass
+class Adapter:
+    """One wrapper adapter bound to a binary and the bench image."""
+
+    name: str
+    runtime: Any  # the wrapper's Runtime instance
+    binary: str
+    pilot: ModuleType
+    rootfs: Path
+    private: Path  # the adapter's own files (bundles, env files), 0700
+
+    def launch(
+        self, argv: list[str], workdir: Path, *, binds: list[Any] | None = None, gpu: bool = False
+    ) -> tuple[list[str], dict[str, str] | None]:
+        p = self.pilot
+        image = p.Image(str(self.rootfs), str(self.rootfs), "dir")
+        env = {"PATH": p.DEFAULT_PATH, "HOME": p.CONTAINER_WORKDIR}
+        launch = p.Launch(image, argv, str(workdir), binds or [], env, gpu, str(self.private))
+        refusal = self.runtime.refuse(launch)
+        if refusal:
+            raise OSError(f"{self.name} adapter refuses: {refusal}")
+        out_argv, out_env = self.runtime.build(launch, self.binary)
+        return list(out_argv), dict(out_env)
+
+    def system(self) -> System:
+        return System(
+            self.name, lambda argv, scratch: self.launch(argv, scratch), Paths("", CONTAINER_SCRATCH)
+        )
+
+
+def load_pilot() -> ModuleType:
+    """The pilot wrapper as a module (it is a single stdlib file, not a package)."""
+    try:
+        path = wrapper_path()
+    except FileNotFoundError as exc:
+        raise RuntimeSetupError(str(exc), hint="reinstall cops-grid: the wrapper ships with it") from exc
+    spec = importlib.util.spec_from_file_location("cops_pilot", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeSetupError(f"cannot load the pilot wrapper {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("cops_pilot", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bare_metal(rootfs: Path, scratch: Path) -> tuple[System, SystemInfo]:
+    system = System(BASELINE, lambda argv, _s: (argv, None), Paths(str(rootfs), str(scratch)))
+    return system, SystemInfo(BASELINE, True, version=os.uname().release, detail="no container")
+
+
+def version_of(binary: str, private: Path) -> str:
+    """The version number the binary prints (banners and root refusals are skipped)."""
+    argv = [binary, "--version"]
+    if Path(binary).name == "udocker":
+        argv.insert(1, "--allow-root")
+    env = {**os.environ, "USER": os.environ.get("USER", "root"), "UDOCKER_DIR": str(private / "udocker-v")}
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, env=env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"? ({exc})"
+    match = VERSION.search(proc.stdout + proc.stderr)
+    return match.group(0) if match else "?"
+
+
+def _path_env() -> str:
+    return os.environ.get("PATH", "") + ":" + SBIN_PATH
+
+
+def locate(pilot: ModuleType, name: str) -> tuple[Any | None, str | None, str]:
+    """(adapter, binary, why-not) for ``name``; why-not is empty when both were found."""
+    adapter_name = SAME_CLI_AS.get(name, name)
+    if adapter_name not in pilot.RUNTIMES:
+        binary = shutil.which(BINARIES.get(name, name), path=_path_env())
+        found = f"{binary} is installed" if binary else f"{BINARIES.get(name, name)} not found on PATH"
+        return None, binary, f"no {name} adapter in the pilot wrapper; {found}"
+    runtime = pilot.runtime(adapter_name)
+    if name in SAME_CLI_AS:
+        binary = shutil.which(name, path=_path_env())
+        runtime.binaries = (name,)
+    else:
+        binary = runtime.locate(_path_env())
+    if binary is None:
+        return runtime, None, f"{'/'.join(runtime.binaries)} not found on PATH"
+    return runtime, binary, ""
+
+
+def probe(adapter: Adapter, workdir: Path) -> str:
+    """Run ``/bin/true`` through the adapter; the runtime's own error line if it fails."""
+    try:
+        argv, env = adapter.launch(["/bin/true"], workdir)
+        proc = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    if proc.returncode == 0:
+        return ""
+    tail = proc.stderr.strip()
+    line = adapter.runtime.start_failure(proc.returncode, tail) or (tail.splitlines() or [""])[-1]
+    return f"probe of /bin/true exited {proc.returncode}: {line.strip()[:300]}"
+
+
+def discover(
+    names: list[str], rootfs: Path, scratch: Path, work: Path
+) -> tuple[list[System], list[SystemInfo], dict[str, Adapter]]:
+    """Bare metal first, then each named runtime that probes OK; a why-row for the others."""
+    pilot = load_pilot()
+    base, base_info = bare_metal(rootfs, scratch)
+    systems, infos, adapters = [base], [base_info], {}
+    for name in names:
+        runtime, binary, why = locate(pilot, name)
+        if why or runtime is None or binary is None:
+            infos.append(SystemInfo(name, False, why=why))
+            continue
+        private = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
+        adapter = Adapter(name, runtime, binary, pilot, rootfs, private)
+        failure = probe(adapter, scratch)
+        version = version_of(binary, private)
+        if failure:
+            infos.append(SystemInfo(name, False, why=failure, version=version))
+            continue
+        detail = (
+            f"{binary} via the pilot's {SAME_CLI_AS.get(name, name)} adapter, mode {runtime.mode(binary)}"
+        )
+        infos.append(SystemInfo(name, True, version=version, detail=detail))
+        systems.append(adapter.system())
+        adapters[name] = adapter
+    return systems, infos, adapters

@@ -87,9 +87,7 @@ class Adapter:
         return list(out_argv), dict(out_env)
 
     def system(self) -> System:
-        return System(
-            self.name, lambda argv, scratch: self.launch(argv, scratch), Paths("", CONTAINER_SCRATCH)
-        )
+        return System(self.name, self.launch, Paths("", CONTAINER_SCRATCH))
 
 
 def load_pilot() -> ModuleType:

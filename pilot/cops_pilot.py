@@ -1,0 +1,1267 @@
+#!/usr/bin/env python3
+"""cops-pilot: run a job's payload in a container with whatever runtime the worker node offers.
+
+Single file, standard library only, Python 3.6+, so it can travel inside any grid job.
+
+    cops-pilot --image IMAGE [--image-root DIR] [--runtime a,b,...] [--workdir DIR]
+        [--env K=V]... [--pass-env NAME]... [--bind SRC[:DST[:ro|rw]]]... [--gpu]
+        [--report FILE] [--require-container|--allow-uncontained] [--config FILE]
+        [--dry-run] -- COMMAND [ARG...]
+    cops-pilot --list-runtimes [--json] [--image IMAGE]
+
+The payload sees the job's scratch directory at /srv (also its working directory and HOME),
+/cvmfs read-only when the node has it, the site's extra binds, and a clean environment made of
+PATH, HOME, the pass-through list and the job's own variables.
+
+Exit codes: the payload's own code comes back unchanged (killed by signal N -> 128+N); the
+wrapper's failures use the immutable table EXIT_CODES below, with one line on stderr:
+``cops-pilot: error <code>: <what failed>; <what to do>``.
+
+Site configuration (INI, section [pilot]) comes from --config, $COPS_PILOT_CONFIG or
+/etc/cops-pilot.conf; every key can be overridden by $COPS_PILOT_<KEY> (see etc/pilot.conf).
+"""
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from types import MappingProxyType
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: F401 (type comments)
+
+__version__ = "0.1.0"
+LOG = logging.getLogger("cops-pilot")
+
+EXIT_BAD_ARGS = 240
+EXIT_NO_RUNTIME = 241
+EXIT_IMAGE_NOT_FOUND = 242
+EXIT_IMAGE_ROOT_ABSENT = 243
+EXIT_START_FAILED = 244
+EXIT_INTERNAL = 249
+
+# code -> (reason keyword used in the report, what it means). Immutable: backends and site
+# validation rely on these numbers.
+EXIT_CODES = MappingProxyType(
+    {
+        EXIT_BAD_ARGS: ("bad-arguments", "bad command line or site configuration"),
+        EXIT_NO_RUNTIME: ("no-runtime", "no working container runtime (payload not run uncontained)"),
+        EXIT_IMAGE_NOT_FOUND: ("image-not-found", "the image is not under the image root"),
+        EXIT_IMAGE_ROOT_ABSENT: ("image-root-absent", "CVMFS / the image root is not available"),
+        EXIT_START_FAILED: ("start-failed", "the runtime failed to start the container"),
+        EXIT_INTERNAL: ("internal-error", "unexpected error inside the wrapper"),
+    }
+)
+
+CONTAINER_WORKDIR = "/srv"
+DEFAULT_IMAGE_ROOT = "/cvmfs/unpacked.cern.ch"
+DEFAULT_REGISTRY = "registry.hub.docker.com"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_ORDER = "apptainer,singularity,udocker,charliecloud,bubblewrap,proot,runc,podman"
+DEFAULT_PASS_ENV = (
+    "X509_USER_PROXY,X509_CERT_DIR,X509_VOMS_DIR,BEARER_TOKEN,BEARER_TOKEN_FILE,LANG,TZ,OMP_NUM_THREADS"
+)
+SYSTEM_CONFIG = "/etc/cops-pilot.conf"
+PROBE_TIMEOUT = 30.0
+TAIL_BYTES = 16384
+
+
+class PilotError(Exception):
+    """A failure of the wrapper itself: one of EXIT_CODES, what failed and what to do."""
+
+    def __init__(self, code, what, todo):
+        # type: (int, str, str) -> None
+        Exception.__init__(self, what)
+        self.code = code
+        self.what = what
+        self.todo = todo
+
+    def line(self):
+        # type: () -> str
+        return "cops-pilot: error {}: {}; {}".format(self.code, self.what, self.todo)
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+class Settings(object):
+    """Site configuration merged from defaults, config file, environment and command line."""
+
+    KEYS = ("runtimes", "image_root", "binds", "pass_env", "require_container", "cache_dir", "cache_ttl")
+
+    def __init__(self):
+        # type: () -> None
+        self.runtimes = DEFAULT_ORDER
+        self.image_root = DEFAULT_IMAGE_ROOT
+        self.binds = ""
+        self.pass_env = DEFAULT_PASS_ENV
+        self.require_container = "yes"
+        self.cache_dir = ""
+        self.cache_ttl = "300"
+        self.sources = []  # type: List[str]
+
+    def update(self, values, source):
+        # type: (Mapping[str, str], str) -> None
+        for key, value in values.items():
+            key = key.strip().lower().replace("-", "_")
+            if key not in self.KEYS:
+                raise PilotError(
+                    EXIT_BAD_ARGS,
+                    "unknown setting {!r} in {}".format(key, source),
+                    "use one of " + ", ".join(self.KEYS),
+                )
+            setattr(self, key, value.strip())
+        self.sources.append(source)
+
+    def order(self):
+        # type: () -> List[str]
+        return split_list(self.runtimes)
+
+    def require(self):
+        # type: () -> bool
+        value = self.require_container.lower()
+        if value not in ("yes", "no", "true", "false", "1", "0", "on", "off"):
+            raise PilotError(EXIT_BAD_ARGS, "require_container={!r}".format(value), "use yes or no")
+        return value in ("yes", "true", "1", "on")
+
+    def ttl(self):
+        # type: () -> float
+        try:
+            return float(self.cache_ttl)
+        except ValueError:
+            raise PilotError(EXIT_BAD_ARGS, "cache_ttl={!r}".format(self.cache_ttl), "use seconds") from None
+
+
+def split_list(text):
+    # type: (str) -> List[str]
+    return [item.strip() for item in re.split(r"[,\s]+", text) if item.strip()]
+
+
+def load_settings(config_file, environ):
+    # type: (Optional[str], Mapping[str, str]) -> Settings
+    import configparser
+
+    settings = Settings()
+    path = config_file or environ.get("COPS_PILOT_CONFIG") or ""
+    if not path and os.path.isfile(SYSTEM_CONFIG):
+        path = SYSTEM_CONFIG
+    if path:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            with open(path) as handle:
+                parser.read_file(handle)
+        except (OSError, configparser.Error) as exc:
+            raise PilotError(
+                EXIT_BAD_ARGS, "cannot read config {}: {}".format(path, exc), "fix the file"
+            ) from None
+        if parser.has_section("pilot"):
+            settings.update(dict(parser.items("pilot")), path)
+    from_env = {}
+    for key in Settings.KEYS:
+        name = "COPS_PILOT_" + key.upper()
+        if name in environ:
+            from_env[key] = environ[name]
+    if from_env:
+        settings.update(from_env, "environment")
+    return settings
+
+
+# ----------------------------------------------------------------------------- images
+
+
+class Image(object):
+    """A resolved image: a rootfs directory or a .sif file."""
+
+    def __init__(self, name, path, kind):
+        # type: (str, str, str) -> None
+        self.name = name
+        self.path = path
+        self.kind = kind  # "dir" or "sif"
+
+
+def image_relpath(name):
+    # type: (str) -> str
+    """docker://[registry/]repo[:tag] -> registry/repo:tag as DUCC publishes it."""
+    ref = name[len("docker://") :]
+    if not ref or ref.startswith("/") or ".." in ref.split("/") or "@" in ref and ":" not in ref:
+        raise PilotError(EXIT_BAD_ARGS, "bad image name {!r}".format(name), "use docker://repo[:tag]")
+    parts = ref.split("/")
+    first = parts[0]
+    if len(parts) > 1 and ("." in first or ":" in first or first == "localhost"):
+        registry, repo = first, "/".join(parts[1:])
+    else:
+        registry, repo = DEFAULT_REGISTRY, ref
+    if "/" not in repo and registry == DEFAULT_REGISTRY:
+        repo = "library/" + repo
+    last = repo.rsplit("/", 1)[-1]
+    if ":" not in last:
+        repo += ":latest"
+    return registry + "/" + repo
+
+
+def resolve_image(name, image_root):
+    # type: (str, str) -> Image
+    if name.startswith("docker://"):
+        if not os.path.isdir(image_root):
+            raise PilotError(
+                EXIT_IMAGE_ROOT_ABSENT,
+                "image root {} is not available".format(image_root),
+                "check that CVMFS is mounted on this node or set --image-root",
+            )
+        path = os.path.join(image_root, image_relpath(name))
+        if not os.path.isdir(path):
+            raise PilotError(
+                EXIT_IMAGE_NOT_FOUND,
+                "image {} not found at {}".format(name, path),
+                "publish the image there or fix its name",
+            )
+        return Image(name, os.path.realpath(path), "dir")
+    if name.endswith(".sif"):
+        if not os.path.isfile(name):
+            raise PilotError(EXIT_IMAGE_NOT_FOUND, "image file {} not found".format(name), "fix the path")
+        return Image(name, os.path.abspath(name), "sif")
+    if os.path.isdir(name):
+        return Image(name, os.path.realpath(name), "dir")
+    raise PilotError(
+        EXIT_IMAGE_NOT_FOUND,
+        "image {} not found (looked for a rootfs directory or .sif file)".format(name),
+        "use docker://..., a rootfs directory or a .sif file",
+    )
+
+
+# ----------------------------------------------------------------------------- launch
+
+
+class Bind(object):
+    """SRC on the host at DST in the container; an optional bind (/cvmfs) is dropped where the
+    runtime cannot create its mount point."""
+
+    def __init__(self, src, dst, writable, optional=False):
+        # type: (str, str, bool, bool) -> None
+        self.src = src
+        self.dst = dst
+        self.writable = writable
+        self.optional = optional
+
+    def as_dict(self):
+        # type: () -> Dict[str, Any]
+        return {"src": self.src, "dst": self.dst, "writable": self.writable}
+
+
+def parse_bind(text):
+    # type: (str) -> Bind
+    parts = text.split(":")
+    mode = "rw"
+    if len(parts) == 3:
+        mode = parts[2]
+    if len(parts) > 3 or mode not in ("ro", "rw") or not parts[0].startswith("/"):
+        raise PilotError(EXIT_BAD_ARGS, "bad bind {!r}".format(text), "use /SRC[:/DST[:ro|rw]]")
+    dst = parts[1] if len(parts) > 1 and parts[1] else parts[0]
+    if not dst.startswith("/"):
+        raise PilotError(EXIT_BAD_ARGS, "bad bind {!r}".format(text), "the destination must be absolute")
+    return Bind(parts[0], dst, mode == "rw")
+
+
+class Launch(object):
+    """Everything a runtime needs to start one container."""
+
+    def __init__(self, image, command, workdir, binds, env, gpu, scratch):
+        # type: (Image, List[str], str, List[Bind], Dict[str, str], bool, str) -> None
+        self.image = image
+        self.command = command
+        self.workdir = workdir
+        self.binds = binds
+        self.env = env
+        self.gpu = gpu
+        self.scratch = scratch  # private 0700 directory for runtime files (bundles, env files)
+
+    def all_binds(self):
+        # type: () -> List[Bind]
+        return [Bind(self.workdir, CONTAINER_WORKDIR, True)] + self.binds
+
+
+def gpu_devices():
+    # type: () -> List[str]
+    try:
+        names = sorted(os.listdir("/dev"))
+    except OSError:
+        return []
+    return ["/dev/" + name for name in names if name.startswith("nvidia")]
+
+
+def host_env_for_runtime(extra):
+    # type: (Mapping[str, str]) -> Dict[str, str]
+    """A minimal environment for the runtime process itself (not the payload)."""
+    env = {}
+    for key in ("PATH", "HOME", "USER", "LOGNAME", "XDG_RUNTIME_DIR", "TMPDIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.update(extra)
+    return env
+
+
+def write_private(path, text):
+    # type: (str, str) -> None
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+# ----------------------------------------------------------------------------- runtimes
+
+
+class Runtime(object):
+    """One container runtime: locate its binary, probe it, build the exec argv, explain failures.
+
+    ``build(launch, binary)`` returns (argv, env of the runtime process). The payload's
+    environment is ``launch.env``; each adapter passes it without putting values in argv.
+    """
+
+    name = ""
+    binaries = ()  # type: Tuple[str, ...]
+    extra_locations = ()  # type: Tuple[str, ...]
+    supports_sif = False
+    needs_mountpoints = False  # bind destinations must already exist in the image
+    start_error = None  # type: Optional[Any]  # compiled regex on stderr lines
+    not_start_error = re.compile(r"executable file not found|command not found|execve\(")
+
+    def locate(self, path_env):
+        # type: (str) -> Optional[str]
+        for binary in self.binaries:
+            found = shutil.which(binary, path=path_env)
+            if found:
+                return found
+        for location in self.extra_locations:
+            if os.access(location, os.X_OK):
+                return location
+        return None
+
+    def mode(self, binary):
+        # type: (str) -> str
+        return "root" if os.geteuid() == 0 else "userns"
+
+    def refuse(self, launch):
+        # type: (Launch) -> Optional[str]
+        """Why this runtime cannot run ``launch`` (image kind, missing mount points), or None."""
+        if launch.image.kind == "sif" and not self.supports_sif:
+            return "cannot run .sif images"
+        if self.needs_mountpoints and launch.image.kind == "dir":
+            for bind in launch.all_binds():
+                if not bind.optional and not self.has_mountpoint(launch, bind):
+                    return "image lacks mount point {}".format(bind.dst)
+        return None
+
+    def has_mountpoint(self, launch, bind):
+        # type: (Launch, Bind) -> bool
+        return os.path.isdir(os.path.join(launch.image.path, bind.dst.lstrip("/")))
+
+    def binds(self, launch):
+        # type: (Launch) -> List[Bind]
+        """The binds this runtime can make: optional ones without a mount point are dropped."""
+        if not self.needs_mountpoints:
+            return launch.all_binds()
+        return [b for b in launch.all_binds() if not b.optional or self.has_mountpoint(launch, b)]
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        raise NotImplementedError
+
+    def start_failure(self, returncode, stderr_tail):
+        # type: (int, str) -> Optional[str]
+        """The runtime's own error line if it failed before the payload ran, else None."""
+        if returncode == 0 or self.start_error is None:
+            return None
+        for line in stderr_tail.splitlines():
+            if self.start_error.search(line) and not self.not_start_error.search(line):
+                return line.strip()
+        return None
+
+    def signal_of(self, returncode, stderr_tail):
+        # type: (int, str) -> Optional[int]
+        """Signal that killed the payload when the runtime reports it only on stderr."""
+        return None
+
+
+class Apptainer(Runtime):
+    """apptainer exec, written to the documented CLI (--cleanenv, APPTAINERENV_*, --nv)."""
+
+    name = "apptainer"
+    binaries = ("apptainer",)
+    env_prefix = "APPTAINERENV_"
+    extra_locations = (  # type: Tuple[str, ...]
+        "/cvmfs/oasis.opensciencegrid.org/mis/apptainer/current/bin/apptainer",
+        "/cvmfs/oasis.opensciencegrid.org/mis/apptainer/current/x86_64/bin/apptainer",
+        "/cvmfs/oasis.opensciencegrid.org/mis/apptainer/bin/apptainer",
+    )
+    supports_sif = True
+    start_error = re.compile(r"^(FATAL|ERROR)\s*:")
+
+    def mode(self, binary):
+        # type: (str) -> str
+        starter = os.path.join(os.path.dirname(os.path.dirname(binary)), "libexec", self.name)
+        starter = os.path.join(starter, "bin", "starter-suid")
+        try:
+            if os.stat(starter).st_mode & 0o4000:
+                return "setuid"
+        except OSError:
+            pass
+        return "root" if os.geteuid() == 0 else "userns"
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        argv = [binary, "exec", "--cleanenv", "--contain", "--ipc", "--pid"]
+        argv += ["--home", "{}:{}".format(launch.workdir, CONTAINER_WORKDIR), "--pwd", CONTAINER_WORKDIR]
+        for bind in launch.binds:
+            argv += ["--bind", "{}:{}:{}".format(bind.src, bind.dst, "rw" if bind.writable else "ro")]
+        if launch.gpu:
+            argv.append("--nv")
+        argv.append(launch.image.path)
+        argv += launch.command
+        extra = {}
+        for key, value in launch.env.items():
+            if key not in ("HOME", "PATH"):
+                extra[self.env_prefix + key] = value
+        return argv, host_env_for_runtime(extra)
+
+
+class Singularity(Apptainer):
+    name = "singularity"
+    binaries = ("singularity",)
+    env_prefix = "SINGULARITYENV_"
+    extra_locations = (
+        "/cvmfs/oasis.opensciencegrid.org/mis/singularity/current/bin/singularity",
+        "/cvmfs/oasis.opensciencegrid.org/mis/singularity/bin/singularity",
+    )
+
+
+class Charliecloud(Runtime):
+    name = "charliecloud"
+    binaries = ("ch-run",)
+    needs_mountpoints = True
+    start_error = re.compile(r"^ch-run\[\d+\]: error")
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        argv = [binary, "--no-passwd", "--cd", CONTAINER_WORKDIR]
+        for bind in self.binds(launch):
+            argv += ["-b", "{}:{}".format(bind.src, bind.dst)]
+        argv += [launch.image.path, "--"] + launch.command
+        env = dict(launch.env)
+        env["USER"] = os.environ.get("USER") or str(os.getuid())  # ch-run refuses to start without it
+        return argv, env
+
+
+class Bubblewrap(Runtime):
+    """bwrap on an empty tmpfs root with the image's top-level entries bound read-only into it,
+    so bind destinations need not exist in the (read-only) image."""
+
+    name = "bubblewrap"
+    binaries = ("bwrap",)
+    start_error = re.compile(r"^bwrap: ")
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        root = launch.image.path
+        argv = [binary, "--tmpfs", "/"]
+        for entry in sorted(os.listdir(root)):
+            if entry in ("proc", "dev", "tmp"):
+                continue
+            path = os.path.join(root, entry)
+            if os.path.islink(path):
+                argv += ["--symlink", os.readlink(path), "/" + entry]
+            elif os.path.isdir(path) or os.path.isfile(path):
+                argv += ["--ro-bind", path, "/" + entry]
+        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for bind in launch.all_binds():
+            argv += ["--bind" if bind.writable else "--ro-bind", bind.src, bind.dst]
+        if launch.gpu:
+            for device in gpu_devices():
+                argv += ["--dev-bind", device, device]
+        argv += ["--chdir", CONTAINER_WORKDIR, "--unshare-pid", "--die-with-parent", "--"]
+        return argv + launch.command, dict(launch.env)
+
+
+PROOT_SIGNAL = re.compile(r"proot info: pid \d+: terminated with signal (\d+)")
+
+
+class Proot(Runtime):
+    name = "proot"
+    binaries = ("proot",)
+    start_error = re.compile(r"^proot error: ")
+
+    def mode(self, binary):
+        # type: (str) -> str
+        return "ptrace"
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        argv = [binary, "-r", launch.image.path, "-w", CONTAINER_WORKDIR, "-b", "/proc", "-b", "/dev"]
+        argv += ["-b", "/sys"]
+        for bind in launch.all_binds():  # proot binds cannot be read-only
+            argv += ["-b", "{}:{}".format(bind.src, bind.dst)]
+        return argv + launch.command, dict(launch.env)
+
+    def signal_of(self, returncode, stderr_tail):
+        # type: (int, str) -> Optional[int]
+        match = PROOT_SIGNAL.search(stderr_tail)
+        return int(match.group(1)) if match and returncode == 255 else None
+
+
+PROOT_SHIM = """#!/bin/sh
+# written by cops-pilot: drop udocker's "-k KERNEL", which Debian's proot mis-parses
+n=$#; skip=0
+for a in "$@"; do
+  if [ $skip = 1 ]; then skip=0; elif [ "$a" = "-k" ]; then skip=1; else set -- "$@" "$a"; fi
+done
+shift $n
+exec {proot} "$@"
+"""
+
+
+class Udocker(Runtime):
+    """udocker P1 (proot) on a container entry whose ROOT links to the image rootfs."""
+
+    name = "udocker"
+    binaries = ("udocker",)
+    start_error = re.compile(r"^Error: ")
+
+    def mode(self, binary):
+        # type: (str) -> str
+        return "ptrace"
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        repo = os.path.join(launch.scratch, "udocker")
+        container = os.path.join(repo, "containers", "cops")
+        for sub in ("bin", "lib", "layers", "repos", "doc"):
+            os.makedirs(os.path.join(repo, sub), exist_ok=True)
+        os.makedirs(container, exist_ok=True)
+        if not os.path.islink(os.path.join(container, "ROOT")):
+            os.symlink(launch.image.path, os.path.join(container, "ROOT"))
+        write_private(os.path.join(container, "container.json"), '{"architecture": "amd64", "config": {}}')
+        env_file = os.path.join(launch.scratch, "udocker.env")
+        write_private(env_file, "".join("{}={}\n".format(k, v) for k, v in sorted(launch.env.items())))
+        extra = {"UDOCKER_TARBALL": "", "UDOCKER_DIR": repo}
+        proot = shutil.which("proot")
+        if proot:
+            shim = os.path.join(launch.scratch, "proot-shim")
+            write_private(shim, PROOT_SHIM.format(proot=proot))
+            os.chmod(shim, 0o700)
+            extra["UDOCKER_USE_PROOT_EXECUTABLE"] = shim
+        argv = [binary, "-q", "--repo=" + repo]
+        if os.geteuid() == 0:
+            argv.append("--allow-root")
+        argv += ["run", "--nobanner", "--nometa", "--env-file=" + env_file, "-w", CONTAINER_WORKDIR]
+        for bind in launch.all_binds():
+            argv += ["-v", "{}:{}".format(bind.src, bind.dst)]
+        argv += ["cops"] + launch.command
+        return argv, host_env_for_runtime(extra)
+
+    def signal_of(self, returncode, stderr_tail):
+        # type: (int, str) -> Optional[int]
+        return Proot.signal_of(Proot(), returncode, stderr_tail)
+
+
+class Runc(Runtime):
+    """runc run on an OCI bundle written into the private scratch (rootless when not root)."""
+
+    name = "runc"
+    binaries = ("runc",)
+    extra_locations = ("/usr/sbin/runc", "/usr/local/sbin/runc")
+    needs_mountpoints = True
+    start_error = re.compile(r"level=error|^runc run failed|^ERRO")
+
+    def mode(self, binary):
+        # type: (str) -> str
+        return "root" if os.geteuid() == 0 else "rootless"
+
+    def spec(self, launch):
+        # type: (Launch) -> Dict[str, Any]
+        mounts = [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+            {"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "ro", "nosuid"]},
+        ]
+        for device in ("null", "zero", "random", "urandom", "tty", "full"):
+            path = "/dev/" + device
+            mounts.append({"destination": path, "type": "bind", "source": path, "options": ["bind"]})
+        for bind in self.binds(launch):
+            options = ["rbind", "rw" if bind.writable else "ro"]
+            mounts.append({"destination": bind.dst, "type": "bind", "source": bind.src, "options": options})
+        env = ["{}={}".format(k, v) for k, v in sorted(launch.env.items())]
+        namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+        linux = {"namespaces": namespaces, "maskedPaths": [], "readonlyPaths": []}  # type: Dict[str, Any]
+        if os.geteuid() != 0:
+            namespaces.append({"type": "user"})
+            linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+            linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
+        return {
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": False,
+                "user": {"uid": 0, "gid": 0},
+                "args": launch.command,
+                "env": env,
+                "cwd": CONTAINER_WORKDIR,
+                "noNewPrivileges": True,
+            },
+            "root": {"path": launch.image.path, "readonly": True},
+            "hostname": "cops",
+            "mounts": mounts,
+            "linux": linux,
+        }
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        bundle = os.path.join(launch.scratch, "bundle")
+        os.makedirs(bundle, exist_ok=True)
+        write_private(os.path.join(bundle, "config.json"), json.dumps(self.spec(launch)))
+        state = os.path.join(launch.scratch, "runc-state")
+        name = "cops-{}-{}".format(os.getpid(), int(time.time() * 1000) % 100000000)
+        argv = [binary, "--root", state, "run", "--bundle", bundle, name]
+        return argv, host_env_for_runtime({"XDG_RUNTIME_DIR": launch.scratch})
+
+
+class Podman(Runtime):
+    name = "podman"
+    binaries = ("podman",)
+    start_error = re.compile(r"^Error: ")
+
+    def mode(self, binary):
+        # type: (str) -> str
+        return "root" if os.geteuid() == 0 else "rootless"
+
+    def start_failure(self, returncode, stderr_tail):
+        # type: (int, str) -> Optional[str]
+        if returncode != 125:
+            return None
+        return Runtime.start_failure(self, returncode, stderr_tail) or "podman exited 125"
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        argv = [binary, "run", "--rm", "--net=host", "--runtime", "runc", "--pull=never"]
+        argv += ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096", "--log-driver=none"]
+        argv += ["--workdir", CONTAINER_WORKDIR]
+        for bind in launch.all_binds():
+            argv += ["-v", "{}:{}:{}".format(bind.src, bind.dst, "rw" if bind.writable else "ro")]
+        if launch.gpu:
+            for device in gpu_devices():
+                argv += ["--device", device]
+        for key in sorted(launch.env):
+            argv += ["--env", key]  # value taken from podman's own environment, never in argv
+        argv += ["--rootfs", launch.image.path + ":O"] + launch.command
+        return argv, host_env_for_runtime(launch.env)
+
+
+# The adapter registry: a plain ordered dict, add an adapter with one line.
+RUNTIMES = {
+    cls.name: cls for cls in (Apptainer, Singularity, Udocker, Charliecloud, Bubblewrap, Proot, Runc, Podman)
+}  # type: Dict[str, Any]
+ALIASES = {"ch-run": "charliecloud", "bwrap": "bubblewrap"}
+
+
+def runtime(name):
+    # type: (str) -> Runtime
+    key = ALIASES.get(name, name)
+    if key not in RUNTIMES:
+        raise PilotError(
+            EXIT_BAD_ARGS, "unknown runtime {!r}".format(name), "use one of " + ", ".join(RUNTIMES)
+        )
+    return RUNTIMES[key]()  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------- probes
+
+
+def userns_status():
+    # type: () -> Dict[str, Any]
+    """User-namespace support as the kernel reports it (per user namespace)."""
+    status = {}  # type: Dict[str, Any]
+    for key, path in (
+        ("max_user_namespaces", "/proc/sys/user/max_user_namespaces"),
+        ("unprivileged_userns_clone", "/proc/sys/kernel/unprivileged_userns_clone"),
+    ):
+        try:
+            with open(path) as handle:
+                status[key] = int(handle.read().strip())
+        except (OSError, ValueError):
+            status[key] = None
+    status["enabled"] = status["max_user_namespaces"] != 0 and status["unprivileged_userns_clone"] != 0
+    return status
+
+
+class ProbeCache(object):
+    """Probe results per node, keyed by runtime binary path+mtime, uid and userns limit.
+
+    Stored as JSON in a private (0700, owned by us) directory; unusable directories are skipped.
+    """
+
+    def __init__(self, directory, ttl):
+        # type: (Optional[str], float) -> None
+        self.directory = directory
+        self.ttl = ttl
+        self.path = os.path.join(directory, "probes.json") if directory else None
+
+    @staticmethod
+    def choose_dir(configured, environ):
+        # type: (str, Mapping[str, str]) -> Optional[str]
+        candidates = [configured] if configured else []
+        if environ.get("XDG_CACHE_HOME"):
+            candidates.append(os.path.join(environ["XDG_CACHE_HOME"], "cops-pilot"))
+        if environ.get("HOME"):
+            candidates.append(os.path.join(environ["HOME"], ".cache", "cops-pilot"))
+        candidates.append(os.path.join(tempfile.gettempdir(), "cops-pilot-{}".format(os.geteuid())))
+        for candidate in candidates:
+            if ProbeCache.usable(candidate):
+                return candidate
+        return None
+
+    @staticmethod
+    def usable(directory):
+        # type: (str) -> bool
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            info = os.lstat(directory)
+        except OSError:
+            return False
+        private = info.st_uid == os.geteuid() and not info.st_mode & 0o022
+        return (
+            os.path.isdir(directory)
+            and not os.path.islink(directory)
+            and private
+            and (os.access(directory, os.W_OK))
+        )
+
+    @staticmethod
+    def key(name, binary):
+        # type: (str, str) -> str
+        try:
+            mtime = os.stat(binary).st_mtime
+        except OSError:
+            mtime = 0.0
+        userns = userns_status()
+        return "{}|{}|{}|{}|{}".format(name, binary, mtime, os.geteuid(), userns["max_user_namespaces"])
+
+    def load(self):
+        # type: () -> Dict[str, Any]
+        if not self.path or self.ttl <= 0:
+            return {}
+        try:
+            with open(self.path) as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, key):
+        # type: (str) -> Optional[Dict[str, Any]]
+        entry = self.load().get(key)
+        if isinstance(entry, dict) and time.time() - float(entry.get("time", 0)) < self.ttl:
+            return entry
+        return None
+
+    def put(self, key, entry):
+        # type: (str, Dict[str, Any]) -> None
+        if not self.path or self.ttl <= 0 or not self.directory:
+            return
+        data = self.load()
+        data[key] = entry
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".probes-")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            LOG.info("probe cache not written: %s", exc)
+
+
+def probe_command(image):
+    # type: (Image) -> List[str]
+    if image.kind == "dir":
+        for candidate in ("bin/true", "usr/bin/true"):
+            if os.path.lexists(os.path.join(image.path, candidate)):
+                return ["/" + candidate]
+        return ["/bin/sh", "-c", ":"]
+    return ["/bin/true"]
+
+
+def probe(rt, binary, image, scratch):
+    # type: (Runtime, str, Image, str) -> Dict[str, Any]
+    """Start a trivial command in a container: the runtime counts only if this works."""
+    workdir = tempfile.mkdtemp(prefix="probe-", dir=scratch)
+    launch = Launch(image, probe_command(image), workdir, [], {"PATH": DEFAULT_PATH}, False, workdir)
+    started = time.time()
+    try:
+        argv, env = rt.build(launch, binary)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            out, err = proc.communicate(timeout=PROBE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return {"ok": False, "reason": "probe timed out after {:.0f} s".format(PROBE_TIMEOUT)}
+    except OSError as exc:
+        return {"ok": False, "reason": "cannot execute {}: {}".format(binary, exc.strerror)}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = err.decode("utf-8", "replace") + out.decode("utf-8", "replace")
+    failure = rt.start_failure(proc.returncode or 1, text) if proc.returncode or "FATAL" in text else None
+    result = {"ok": not failure and proc.returncode == 0, "seconds": round(time.time() - started, 4)}
+    if not result["ok"]:
+        last = [line for line in text.splitlines() if line.strip()][-1:]
+        reason = failure or (last[0].strip() if last else "")
+        result["reason"] = "probe exit {}: {}".format(proc.returncode, reason)[:300]
+    return result
+
+
+class Attempt(object):
+    """One runtime considered for this job: the breadcrumb of why it was taken or refused."""
+
+    def __init__(self, name):
+        # type: (str) -> None
+        self.name = name
+        self.binary = None  # type: Optional[str]
+        self.status = "not-found"
+        self.reason = ""
+        self.mode = ""
+        self.cached = False
+        self.probe_seconds = 0.0
+
+    def as_dict(self):
+        # type: () -> Dict[str, Any]
+        return dict(self.__dict__)
+
+    def crumb(self):
+        # type: () -> str
+        text = "{}:{}".format(self.name, self.status)
+        return text + ("({})".format(self.reason) if self.reason else "")
+
+
+def consider(name, image, launch, cache, path_env, scratch):
+    # type: (str, Image, Optional[Launch], ProbeCache, str, str) -> Attempt
+    rt = runtime(name)
+    attempt = Attempt(rt.name)
+    attempt.binary = rt.locate(path_env)
+    if attempt.binary is None:
+        attempt.reason = "no {} binary".format("/".join(rt.binaries))
+        return attempt
+    attempt.mode = rt.mode(attempt.binary)
+    refusal = rt.refuse(launch) if launch is not None else None
+    if refusal:
+        attempt.status, attempt.reason = "refused", refusal
+        return attempt
+    key = cache.key(rt.name, attempt.binary)
+    result = cache.get(key)
+    attempt.cached = result is not None
+    if result is None:
+        result = probe(rt, attempt.binary, image, scratch)
+        result["time"] = time.time()
+        cache.put(key, result)
+    attempt.probe_seconds = 0.0 if attempt.cached else float(result.get("seconds", 0.0))
+    attempt.status = "ok" if result.get("ok") else "probe-failed"
+    attempt.reason = str(result.get("reason", ""))
+    return attempt
+
+
+def detect(order, image=None, path_env=None, cache=None):
+    # type: (Sequence[str], Optional[Image], Optional[str], Optional[ProbeCache]) -> List[Attempt]
+    """Probe every runtime in ``order`` (against ``image``, default the host root) and return them all."""
+    image = image or Image("/", "/", "dir")
+    cache = cache or ProbeCache(None, 0)
+    scratch = tempfile.mkdtemp(prefix="cops-pilot-")
+    try:
+        return [
+            consider(name, image, None, cache, path_env or os.environ.get("PATH", DEFAULT_PATH), scratch)
+            for name in order
+        ]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def build_launch(runtime_name, rootfs, command, workdir, binds=(), env=None, gpu=False, scratch=None):
+    # type: (str, str, Sequence[str], str, Sequence[str], Optional[Mapping[str, str]], bool, Optional[str]) -> Tuple[List[str], Dict[str, str]]  # noqa: E501
+    """argv and environment that run ``command`` in ``rootfs`` with one runtime (for benchmarks).
+
+    ``binds`` are "SRC[:DST[:ro|rw]]" strings; ``workdir`` appears at /srv. Runtime files go to
+    ``scratch`` (default: a new private temporary directory the caller may delete).
+    """
+    rt = runtime(runtime_name)
+    binary = rt.locate(os.environ.get("PATH", DEFAULT_PATH))
+    if binary is None:
+        raise PilotError(EXIT_NO_RUNTIME, "{} not found".format(rt.name), "install it or pick another")
+    image = Image(rootfs, os.path.realpath(rootfs), "sif" if rootfs.endswith(".sif") else "dir")
+    payload_env = {"PATH": DEFAULT_PATH, "HOME": CONTAINER_WORKDIR}
+    payload_env.update(env or {})
+    launch = Launch(
+        image,
+        list(command),
+        os.path.realpath(workdir),
+        [parse_bind(b) for b in binds],
+        payload_env,
+        gpu,
+        scratch or tempfile.mkdtemp(prefix="cops-launch-"),
+    )
+    return rt.build(launch, binary)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+class Outcome(object):
+    def __init__(self, returncode, stderr_tail):
+        # type: (int, str) -> None
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def execute(argv, env, cwd):
+    # type: (List[str], Dict[str, str], str) -> Outcome
+    """Run argv, passing stdout through, teeing stderr (kept tail for diagnosis), forwarding signals."""
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stderr=subprocess.PIPE)
+    tail = bytearray()
+
+    def pump():
+        # type: () -> None
+        assert proc.stderr is not None
+        fd = proc.stderr.fileno()
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            with contextlib.suppress(OSError):
+                os.write(2, chunk)
+            tail.extend(chunk)
+            del tail[:-TAIL_BYTES]
+
+    reader = threading.Thread(target=pump)
+    reader.daemon = True
+    reader.start()
+    previous = {}
+    for signum in FORWARDED_SIGNALS:
+        previous[signum] = signal.signal(signum, lambda s, _f: proc.send_signal(s))
+    try:
+        returncode = proc.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    reader.join(5)
+    return Outcome(returncode, tail.decode("utf-8", "replace"))
+
+
+def payload_exit(rt, outcome):
+    # type: (Optional[Runtime], Outcome) -> Tuple[int, Optional[int]]
+    """(exit code, killing signal) of the payload as seen through the runtime."""
+    if outcome.returncode < 0:
+        return 128 - outcome.returncode, -outcome.returncode
+    signum = rt.signal_of(outcome.returncode, outcome.stderr_tail) if rt else None
+    if signum:
+        return 128 + signum, signum
+    return outcome.returncode, None
+
+
+# ----------------------------------------------------------------------------- the job
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_args(argv):
+    # type: (List[str]) -> argparse.Namespace
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):  # type: ignore[override]
+            # type: (str) -> None
+            raise PilotError(EXIT_BAD_ARGS, message, "see cops-pilot --help")
+
+    parser = Parser(prog="cops-pilot", description="Run a payload in a container on a worker node.")
+    parser.add_argument("--image", help="docker://[registry/]repo[:tag], a rootfs directory or a .sif")
+    parser.add_argument("--image-root", help="where docker:// images live (default /cvmfs/unpacked.cern.ch)")
+    parser.add_argument("--runtime", help="comma-separated runtimes to try, in order")
+    parser.add_argument(
+        "--workdir", help="job scratch dir, seen at /srv (default $_CONDOR_SCRATCH_DIR, $TMPDIR or .)"
+    )
+    parser.add_argument("--env", action="append", default=[], metavar="K=V", help="payload variable")
+    parser.add_argument(
+        "--pass-env", action="append", default=[], metavar="NAME", help="pass a host variable"
+    )
+    parser.add_argument("--bind", action="append", default=[], metavar="SRC[:DST[:ro|rw]]", help="extra bind")
+    parser.add_argument("--gpu", action="store_true", help="give the payload the node's GPUs")
+    parser.add_argument("--report", help="JSON report file (relative to the workdir)")
+    policy = parser.add_mutually_exclusive_group()
+    policy.add_argument("--require-container", dest="require", action="store_const", const="yes")
+    policy.add_argument("--allow-uncontained", dest="require", action="store_const", const="no")
+    parser.add_argument("--config", help="site config file (INI, section [pilot])")
+    parser.add_argument("--dry-run", action="store_true", help="print what would run, run nothing")
+    parser.add_argument("--list-runtimes", action="store_true", help="print the probe table")
+    parser.add_argument("--json", action="store_true", help="JSON output for --list-runtimes")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the wrapper does")
+    parser.add_argument("--version", action="version", version="cops-pilot " + __version__)
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
+    args = parser.parse_args(argv)
+    if args.command and args.command[0] == "--":
+        args.command = args.command[1:]
+    return args
+
+
+def payload_env(args, settings):
+    # type: (argparse.Namespace, Settings) -> Dict[str, str]
+    env = {"PATH": DEFAULT_PATH, "HOME": CONTAINER_WORKDIR}
+    for name in split_list(settings.pass_env) + list(args.pass_env):
+        if not ENV_NAME.match(name):
+            raise PilotError(EXIT_BAD_ARGS, "bad variable name {!r}".format(name), "use NAME")
+        if name in os.environ:
+            env[name] = os.environ[name]
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not ENV_NAME.match(key):
+            raise PilotError(EXIT_BAD_ARGS, "bad --env {!r}".format(item), "use --env NAME=VALUE")
+        env[key] = value
+    return env
+
+
+def job_binds(args, settings):
+    # type: (argparse.Namespace, Settings) -> List[Bind]
+    binds = []
+    if os.path.isdir("/cvmfs"):
+        binds.append(Bind("/cvmfs", "/cvmfs", False, optional=True))
+    for text in split_list(settings.binds) + list(args.bind):
+        bind = parse_bind(text)
+        if not os.path.exists(bind.src):
+            raise PilotError(EXIT_BAD_ARGS, "bind source {} does not exist".format(bind.src), "fix --bind")
+        binds.append(bind)
+    return binds
+
+
+def job_workdir(args):
+    # type: (argparse.Namespace) -> str
+    workdir = args.workdir or os.environ.get("_CONDOR_SCRATCH_DIR") or os.environ.get("TMPDIR") or "."
+    if not os.path.isdir(workdir):
+        raise PilotError(EXIT_BAD_ARGS, "workdir {} does not exist".format(workdir), "create it first")
+    return os.path.realpath(workdir)
+
+
+class Job(object):
+    """One payload run: its launch, the attempts made, the report."""
+
+    def __init__(self, args, settings):
+        # type: (argparse.Namespace, Settings) -> None
+        self.args = args
+        self.settings = settings
+        self.started = time.time()
+        self.report = {
+            "version": __version__,
+            "started_at": self.started,
+            "hostname": os.uname()[1],
+            "uid": os.geteuid(),
+            "image": args.image,
+            "command": args.command,
+            "runtime": None,
+            "attempts": [],
+            "exit_code": None,
+            "wrapper_exit_reason": None,
+        }  # type: Dict[str, Any]
+        self.report_path = None  # type: Optional[str]
+
+    def run(self):
+        # type: () -> int
+        args, settings = self.args, self.settings
+        if not args.image:
+            raise PilotError(EXIT_BAD_ARGS, "no --image given", "pass --image docker://repo:tag")
+        if not args.command:
+            raise PilotError(EXIT_BAD_ARGS, "no payload command given", "append -- COMMAND [ARG...]")
+        workdir = job_workdir(args)
+        self.report["workdir"] = workdir
+        if args.report:
+            self.report_path = os.path.join(workdir, args.report)
+        image_root = args.image_root or settings.image_root
+        self.report["image_root"] = image_root
+        image = resolve_image(args.image, image_root)
+        self.report["image_path"] = image.path
+        order = split_list(args.runtime) if args.runtime else settings.order()
+        require = settings.require() if args.require is None else args.require == "yes"
+        scratch = tempfile.mkdtemp(prefix="cops-pilot-")
+        try:
+            launch = Launch(
+                image,
+                args.command,
+                workdir,
+                job_binds(args, settings),
+                payload_env(args, settings),
+                args.gpu,
+                scratch,
+            )
+            self.report["binds"] = [b.as_dict() for b in launch.all_binds()]
+            self.report["env_names"] = sorted(launch.env)
+            return self.try_runtimes(order, launch, require)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def try_runtimes(self, order, launch, require):
+        # type: (List[str], Launch, bool) -> int
+        cache = ProbeCache(ProbeCache.choose_dir(self.settings.cache_dir, os.environ), self.settings.ttl())
+        path_env = os.environ.get("PATH", DEFAULT_PATH)
+        failures = []
+        for name in order:
+            attempt = consider(name, launch.image, launch, cache, path_env, launch.scratch)
+            self.report["attempts"].append(attempt.as_dict())
+            LOG.info("%s", attempt.crumb())
+            if attempt.status != "ok":
+                continue
+            rt = runtime(name)
+            argv, env = rt.build(launch, attempt.binary or rt.name)
+            code = self.start(rt, attempt, argv, env)
+            if code is not None:
+                return code
+            failures.append(attempt.crumb())
+        if failures:
+            raise PilotError(
+                EXIT_START_FAILED,
+                "the runtime failed to start the container: " + failures[-1],
+                "see the runtime's message above; report it to the site",
+            )
+        if not require:
+            return self.start(None, None, list(launch.command), dict(launch.env))  # type: ignore[return-value]
+        raise PilotError(
+            EXIT_NO_RUNTIME,
+            "no working container runtime among {} ({})".format(
+                ",".join(order), "; ".join(crumbs(self.report["attempts"]))
+            ),
+            "install apptainer or enable user namespaces; the payload is never run uncontained",
+        )
+
+    def start(self, rt, attempt, argv, env):
+        # type: (Optional[Runtime], Optional[Attempt], List[str], Dict[str, str]) -> Optional[int]
+        """Run the payload; None when the runtime failed before the payload started."""
+        self.report["runtime"] = rt.name if rt else "uncontained"
+        self.report["mode"] = attempt.mode if attempt else "none"
+        self.report["argv"] = argv
+        self.report["breadcrumbs"] = ";".join(crumbs(self.report["attempts"]))
+        if self.args.dry_run:
+            sys.stdout.write("runtime: {}\n".format(self.report["runtime"]))
+            sys.stdout.write("argv: {}\n".format(" ".join(quote(a) for a in argv)))
+            sys.stdout.write("env: {}\n".format(" ".join(sorted(self.report["env_names"]))))
+            self.report["wrapper_exit_reason"] = "dry-run"
+            self.report["exit_code"] = 0
+            return 0
+        started = time.time()
+        self.report["timings"] = {"setup_s": round(started - self.started, 4)}
+        outcome = execute(argv, env, self.report["workdir"])
+        self.report["timings"]["payload_s"] = round(time.time() - started, 4)
+        failure = rt.start_failure(outcome.returncode, outcome.stderr_tail) if rt else None
+        if failure:
+            self.report["attempts"][-1]["status"] = "start-failed"
+            self.report["attempts"][-1]["reason"] = failure
+            return None
+        code, signum = payload_exit(rt, outcome)
+        self.report["exit_code"] = code
+        self.report["signal"] = signum
+        self.report["wrapper_exit_reason"] = "payload-signal" if signum else "payload"
+        return code
+
+    def fail(self, error):
+        # type: (PilotError) -> int
+        self.report["exit_code"] = error.code
+        self.report["wrapper_exit_reason"] = EXIT_CODES[error.code][0]
+        self.report["error"] = error.line()
+        self.report["breadcrumbs"] = ";".join(crumbs(self.report["attempts"]))
+        return error.code
+
+    def write_report(self):
+        # type: () -> None
+        if not self.report_path:
+            return
+        self.report.setdefault("timings", {})["total_s"] = round(time.time() - self.started, 4)
+        try:
+            tmp = self.report_path + ".tmp"
+            write_private(tmp, json.dumps(self.report, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, self.report_path)
+        except OSError as exc:
+            sys.stderr.write("cops-pilot: warning: report {} not written: {}\n".format(self.report_path, exc))
+
+
+def crumbs(attempts):
+    # type: (List[Dict[str, Any]]) -> List[str]
+    return [
+        "{}:{}{}".format(a["name"], a["status"], "({})".format(a["reason"]) if a["reason"] else "")
+        for a in attempts
+    ]
+
+
+def quote(arg):
+    # type: (str) -> str
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def list_runtimes(args, settings):
+    # type: (argparse.Namespace, Settings) -> int
+    order = split_list(args.runtime) if args.runtime else settings.order()
+    image = resolve_image(args.image, args.image_root or settings.image_root) if args.image else None
+    cache = ProbeCache(ProbeCache.choose_dir(settings.cache_dir, os.environ), settings.ttl())
+    attempts = detect(order, image, cache=cache)
+    userns = userns_status()
+    if args.json:
+        data = {"userns": userns, "runtimes": [a.as_dict() for a in attempts]}
+        sys.stdout.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        return 0
+    sys.stdout.write("user namespaces: {}\n".format("enabled" if userns["enabled"] else "disabled"))
+    sys.stdout.write("{:<13} {:<13} {:<9} {}\n".format("RUNTIME", "STATUS", "MODE", "BINARY / REASON"))
+    for a in attempts:
+        detail = a.binary or ""
+        if a.reason:
+            detail = (detail + " " if detail else "") + "- " + a.reason
+        sys.stdout.write("{:<13} {:<13} {:<9} {}\n".format(a.name, a.status, a.mode or "-", detail))
+    return 0
+
+
+def main(argv=None):
+    # type: (Optional[Sequence[str]]) -> int
+    """Entry point of cops-pilot and `cops-grid pilot`: returns the exit code."""
+    job = None  # type: Optional[Job]
+    try:
+        args = parse_args(list(sys.argv[1:] if argv is None else argv))
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="cops-pilot: %(message)s"
+        )
+        settings = load_settings(args.config, os.environ)
+        if args.list_runtimes:
+            return list_runtimes(args, settings)
+        job = Job(args, settings)
+        return job.run()
+    except PilotError as error:
+        sys.stderr.write(error.line() + "\n")
+        return job.fail(error) if job else error.code
+    except Exception as exc:  # noqa: BLE001 - the wrapper never shows a traceback to a pilot
+        LOG.debug("internal error", exc_info=True)
+        failure = PilotError(
+            EXIT_INTERNAL,
+            "internal error: {}: {}".format(type(exc).__name__, exc),
+            "report this bug with the command line (run with -v for details)",
+        )
+        sys.stderr.write(failure.line() + "\n")
+        return job.fail(failure) if job else failure.code
+    finally:
+        if job is not None:
+            job.write_report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -178,9 +178,14 @@ def add_pilot_options(p):
     p.add_argument("--runtime", help="runtime preference list passed to the wrapper (a,b,...)")
 
 
+def pilot_base(args):
+    """The interpreter and wrapper file that start every wrapper call."""
+    return [sys.executable, find_pilot(args.pilot)]
+
+
 def pilot_argv(args, image, command, report=None, extra=None):
     """argv running ``command`` in ``image`` through the wrapper (see backends/payload.py)."""
-    argv = [sys.executable, find_pilot(args.pilot), "--image", image]
+    argv = pilot_base(args) + ["--image", image]
     if report:
         argv += ["--report", report]
     if args.image_root:

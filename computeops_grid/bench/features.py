@@ -189,7 +189,10 @@ def simd_flags(adapter: Adapter, work: Path) -> str:
         [str(adapter.rootfs / "bench/kernel-best"), "cpuflags"], capture_output=True, text=True, check=False
     ).stdout
     inside = _run(adapter, ["/bench/kernel-best", "cpuflags"], work).stdout
-    pick = lambda text: {w for w in text.split() if w in SIMD}  # noqa: E731
+
+    def pick(text: str) -> set[str]:
+        return {w for w in text.split() if w in SIMD}
+
     if not inside.strip():
         return "not measured: no output"
     return "same as host" if pick(inside) == pick(host) else f"differ: {sorted(pick(inside) ^ pick(host))}"

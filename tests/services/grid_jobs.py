@@ -1,0 +1,54 @@
+"""Helpers shared by the Slurm and ARC tests: job records and the pilot wrapper to ship."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.jobs.model import JobSpec
+from computeops_grid.jobs.record import JobRecord
+
+STAND_IN = Path(__file__).with_name("pilot_stand_in.py")
+
+
+def pilot_file() -> Path:
+    """The real wrapper once it is complete in the tree, else the stand-in (see its docstring)."""
+    try:
+        path = wrapper_path()
+    except FileNotFoundError:
+        return STAND_IN
+    return path if "__main__" in path.read_text() else STAND_IN
+
+
+def record(
+    script: str,
+    *,
+    name: str = "t",
+    outputs: list[str] | None = None,
+    bulk_id: str | None = None,
+    index: int = 0,
+    **spec: Any,
+) -> JobRecord:
+    """A job running ``/bin/sh -c script`` in busybox, as the store would hand it to a backend."""
+    job_spec = JobSpec(
+        name=name,
+        image="docker://busybox:latest",
+        command="/bin/sh",
+        arguments=["-c", script],
+        outputs=outputs or [],
+        **spec,
+    )
+    return JobRecord(id=uuid.uuid4().hex[:12], spec=job_spec, backend="test", bulk_id=bulk_id, index=index)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, step: float = 0.3) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(step)
+    raise TimeoutError(f"condition not met within {timeout} s")

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from computeops_grid.backends.base import BackendContext
+from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
+from tests.services.grid_jobs import pilot_file
+from tests.services.slurm import SlurmCluster, start_slurm, world_dir
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    cluster = start_slurm()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def jobs_dir() -> Iterator[Path]:
+    import shutil
+
+    path = world_dir("cops-slurm-jobs-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def slurm(slurm_cluster: SlurmCluster, jobs_dir: Path) -> SlurmBackend:
+    context = BackendContext(
+        home=jobs_dir, jobs_dir=jobs_dir, image_root=jobs_dir / "images", pilot=pilot_file()
+    )
+    return SlurmBackend(SlurmSettings(slurm_conf=str(slurm_cluster.conf)), context)

@@ -82,6 +82,8 @@ def _explain(err: dict[str, Any]) -> str:
         return "unknown field (check the spelling; see etc/examples/ for the known fields)"
     if kind == "missing":
         return "required field is missing"
+    if kind == "string_type" and isinstance(err.get("input"), (bool, int, float)):
+        return f"expected text, got {err['input']!r}; quote it (YAML reads true, no, 1.5 as non-text)"
     if kind == "literal_error":
         return msg.replace("Input should be", "must be one of")
     return str(msg).removeprefix("Value error, ")

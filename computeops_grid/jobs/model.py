@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # before parametric expansion a name may hold ${param} placeholders
@@ -88,6 +88,14 @@ class Resources(_Strict):
         if not isinstance(value, (int, str)):
             raise ValueError("expected a size like 2GiB or 512MB")
         return parse_memory(value)
+
+    @field_serializer("memory")
+    def _memory_out(self, value: int) -> str:
+        return f"{value}B"  # round-trips: a bare int would read back as MiB
+
+    @field_serializer("walltime")
+    def _walltime_out(self, value: int) -> str:
+        return f"{value // 3600}:{value // 60 % 60:02d}:{value % 60:02d}"
 
     @field_validator("walltime", mode="before")
     @classmethod

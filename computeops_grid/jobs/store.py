@@ -233,10 +233,13 @@ class JobStore:
         changed = 0
         with self._write() as db:
             for job_id, new, message, exit_code, native_id, workdir in changes:
-                row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+                row = db.execute(
+                    "SELECT state, message, exit_code, native_id, workdir FROM jobs WHERE id=?", (job_id,)
+                ).fetchone()
                 if row is None:
                     raise JobNotFound(f"no job {job_id} in the store")
                 old = JobState(row[0])
+                current = dict(zip(("message", "exit_code", "native_id", "workdir"), row[1:]))
                 if not is_allowed(old, new):
                     if strict:
                         raise IllegalTransition(f"job {job_id}: {old} -> {new} is not allowed")
@@ -250,7 +253,7 @@ class JobStore:
                     ("native_id", native_id),
                     ("workdir", str(workdir) if workdir else None),
                 ):
-                    if value is not None:
+                    if value is not None and value != current[column]:
                         sets.append(f"{column}=?")
                         values.append(value)
                 if old == new and len(sets) == 2:

@@ -31,7 +31,7 @@ def refresh(session: Session, ids: Sequence[str] | None = None) -> list[JobRecor
             log.warning("cannot refresh %d job(s) on %s: %s", len(jobs), name, exc.message)
             continue
         session.store.transitions(
-            (job_id, info.state, info.message or None, info.exit_code, None, None)
+            (job_id, info.state, info.message, info.exit_code, None, None)
             for job_id, info in answers.items()
         )
     return session.store.get_many(ids) if ids is not None else session.store.records(states=ACTIVE)

@@ -1,0 +1,69 @@
+"""Shared fixtures: an isolated cops-grid home, the default image, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from computeops_grid.images.default import ensure_default_image
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "etc" / "examples"
+
+
+@pytest.fixture(scope="session")
+def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local image repository with the embedded busybox image (built once)."""
+    root = tmp_path_factory.mktemp("images")
+    ensure_default_image(root)
+    return root
+
+
+@pytest.fixture
+def cops_home(tmp_path: Path, image_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """COPS_GRID_HOME in a temp dir: store, config and job dirs of this test only."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text(f"image_root: {image_root}\nbackends:\n  local:\n    max_parallel: 2\n")
+    monkeypatch.setenv("COPS_GRID_HOME", str(home))
+    monkeypatch.delenv("COPS_GRID_CONFIG", raising=False)
+    return home
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> object:
+        return json.loads(self.stdout)
+
+
+class Cli:
+    """Runs the real ``cops-grid`` console entry point in a subprocess."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-c", "from computeops_grid.cli.main import run; run()", *args]
+
+    def __call__(self, *args: str, timeout: float = 120, cwd: Path | None = None) -> CliResult:
+        proc = subprocess.run(
+            self.argv(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd,
+            env={**os.environ, "COPS_GRID_HOME": str(self.home), "COLUMNS": "200"},
+        )  # fmt: skip
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli(cops_home: Path) -> Iterator[Cli]:
+    yield Cli(cops_home)

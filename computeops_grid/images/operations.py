@@ -67,10 +67,10 @@ def _expand(
         if name and (len(images) > 1 or len(sources) > 1):
             raise ImageError("--name needs exactly one SOURCE holding exactly one image")
         for image in images:
-            ref = parse_ref(name) if name else image.name
-            if not isinstance(ref, ImageRef):
+            chosen = parse_ref(name) if name else image.name
+            if chosen is None:
                 raise ImageError(
                     f"{spec}: the image carries no name",
                     hint="give one with --name docker://REGISTRY/REPO:TAG",
                 )
-            yield image, ref
+            yield image, chosen

@@ -1,0 +1,179 @@
+"""`cops-grid bench runtimes`: the container technology study, from set-up to report.
+
+Builds the bench image, finds the runtimes (``runtimes.py``), starts a private dockerd
+when docker is asked for and the wrapper can drive it, runs the interleaved workloads,
+measures the feature matrix and writes the report with its answer drawn from the data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from computeops_grid.bench import features, report, workloads
+from computeops_grid.bench.image import build_image
+from computeops_grid.bench.results import Measurement, Row, Study, WorkloadInfo, summary_rows
+from computeops_grid.bench.runner import Plan, run_study
+from computeops_grid.bench.runtimes import BASELINE, discover, load_pilot
+from computeops_grid.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+QUESTION = 'Is there a decisive advantage in leaving Docker for the "HPC" container runtimes?'
+DECISIVE = 0.10  # a cost difference below 10 % on steady-state work is not decisive
+HPC = ("apptainer", "singularity", "charliecloud", "shifter")
+
+
+@dataclass(frozen=True)
+class Options:
+    out: Path
+    runtimes: list[str]
+    repeats: int = 5
+    quick: bool = False
+    workloads: list[str] | None = None
+    with_features: bool = True
+    seed: int = 0
+
+
+def run(options: Options, progress: Callable[[Measurement], None] | None = None) -> report.Written:
+    if options.repeats < 1:
+        raise UsageError("--repeat must be at least 1", hint="use 5 or more for confidence intervals")
+    chosen = workloads.by_name(options.workloads or [w.name for w in workloads.WORKLOADS])
+    out = options.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    image = build_image(out / "image")
+    work = Path(tempfile.mkdtemp(prefix="cops-bench-", dir=out))
+    try:
+        with _docker_if_wanted(options.runtimes) as docker_note:
+            scratch = work / "scratch"
+            scratch.mkdir()
+            systems, infos, adapters = discover(options.runtimes, image.rootfs, scratch, work)
+            scale = workloads.QUICK if options.quick else workloads.FULL
+            plan = Plan(chosen, scale, options.repeats, scratch, image.files_sum, seed=options.seed)
+            measurements = run_study(systems, plan, progress)
+            feature_rows = features.matrix(adapters, scratch) if options.with_features else []
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    study = Study(
+        title="Container runtimes on this machine: cops-grid bench runtimes",
+        question=QUESTION,
+        baseline=BASELINE,
+        systems=infos,
+        workloads=[WorkloadInfo(w.name, w.title) for w in chosen],
+        measurements=measurements,
+        features=feature_rows,
+        environment=_environment(image.best_level, options),
+        notes=[n for n in (docker_note,) if n],
+    )
+    return report.write(study, out, conclude(study))
+
+
+@contextlib.contextmanager
+def _docker_if_wanted(names: list[str]) -> Iterator[str]:
+    """A private dockerd for the study when docker is asked for and the wrapper can drive it."""
+    if "docker" not in names or "docker" not in load_pilot().RUNTIMES or os.environ.get("DOCKER_HOST"):
+        yield ""
+        return
+    from computeops_grid.bench.daemons import PrivateDockerd  # noqa: PLC0415 - only with docker
+
+    daemon = PrivateDockerd(Path(tempfile.mkdtemp(prefix="cb-", dir="/tmp")))
+    daemon.start()
+    os.environ["DOCKER_HOST"] = daemon.host
+    try:
+        yield f"docker: a private dockerd was started for the study ({daemon.root})"
+    finally:
+        os.environ.pop("DOCKER_HOST", None)
+        daemon.stop()
+
+
+def _environment(level: str, options: Options) -> dict[str, str]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return {
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpu cores": str(os.cpu_count()),
+        "best x86-64 level": level,
+        "load average at end": " ".join(f"{x:.2f}" for x in load),
+        "repetitions": str(options.repeats),
+        "sizes": "quick" if options.quick else "full",
+    }
+
+
+def conclude(study: Study) -> str:
+    """The answer to the question, in words, from the measured rows only."""
+    rows = summary_rows(study)
+    measured = [s.name for s in study.systems if s.available and s.name != study.baseline]
+    if not measured:
+        return "No container runtime could be measured on this machine, so the data cannot answer."
+    steady = {name: _steady_costs(rows, name) for name in measured}
+    worst = {name: max(costs.values(), key=lambda c: abs(c - 1)) for name, costs in steady.items() if costs}
+    start = {r.system: r.summary.median for r in rows if r.workload == "startup" and r.summary}
+    lines = [_verdict(steady, worst, measured), _startup_line(start, study.baseline)]
+    lines.append(_docker_line(study, steady))
+    return "\n\n".join(line for line in lines if line)
+
+
+def _steady_costs(rows: list[Row], system: str) -> dict[str, float]:
+    """Cost ratios of the workloads after start-up, where the interval excludes 1 (else 1.0)."""
+    return {
+        r.workload: (r.ratio.value if r.ratio.significant else 1.0)
+        for r in rows
+        if r.system == system and r.workload != "startup" and r.ratio is not None
+    }
+
+
+def _verdict(steady: dict[str, dict[str, float]], worst: dict[str, float], measured: list[str]) -> str:
+    heavy = {n: c for n, c in worst.items() if abs(c - 1) > DECISIVE}
+    within = [n for n in measured if n not in heavy and steady.get(n)]
+    parts = []
+    if within:
+        parts.append(
+            f"Once started, {', '.join(within)} run every workload within {DECISIVE:.0%} of bare metal "
+            "(or indistinguishable from it): for steady-state work the runtime choice is not decisive."
+        )
+    for name, cost in sorted(heavy.items()):
+        wl = max(steady[name], key=lambda w: abs(steady[name][w] - 1))
+        parts.append(f"{name} costs {cost:.2f}x bare metal on {wl}.")
+    return " ".join(parts)
+
+
+def _startup_line(start: dict[str, float], baseline: str) -> str:
+    if not start:
+        return ""
+    ordered = sorted((v, k) for k, v in start.items() if k != baseline)
+    if not ordered:
+        return ""
+    cells = ", ".join(f"{k} {v * 1000:.0f} ms" for v, k in ordered)
+    base = start.get(baseline)
+    base_txt = f" (bare metal {base * 1000:.1f} ms)" if base else ""
+    return f"Start-up latency is where they differ{base_txt}: {cells}."
+
+
+def _docker_line(study: Study, steady: dict[str, dict[str, float]]) -> str:
+    by_name = {s.name: s for s in study.systems}
+    docker = by_name.get("docker")
+    hpc_ok = [n for n in HPC if n in steady]
+    if docker is None:
+        return ""
+    if not docker.available:
+        return (
+            f"Docker itself could not be measured here ({docker.why}); the comparison rests on the "
+            "runtimes that share its machinery (runc, podman) and on the feature matrix: the daemon, "
+            "root, and whether the batch system's memory cap still applies to the payload."
+        )
+    if not hpc_ok:
+        return "No HPC runtime (apptainer/singularity/charliecloud/shifter) ran here to compare Docker with."
+    return "Docker and the HPC runtimes were measured side by side; see the rows above for the differences."
+
+
+def table_text(written: report.Written) -> str:
+    """The overhead matrix from the written Markdown (what the CLI prints at the end)."""
+    text = written.markdown.read_text()
+    return text[text.index("## Overhead per workload") : text.index("## Measurements")].strip()

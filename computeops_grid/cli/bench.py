@@ -1,0 +1,62 @@
+# ruff: noqa: B008, PLR0917  (typer declares options as argument defaults)
+"""`cops-grid bench ...`: measured comparisons (container runtimes; orchestrators)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from computeops_grid.bench import runtime_study
+from computeops_grid.bench.results import Measurement
+from computeops_grid.bench.runtimes import DEFAULT_RUNTIMES
+from computeops_grid.cli.output import info, out, print_json, want_json
+
+app = typer.Typer(
+    help="Benchmarks that the tool runs itself and reports with statistics.", no_args_is_help=True
+)
+
+
+@app.command("runtimes")
+def runtimes(
+    runtimes: str = typer.Option(
+        ",".join(DEFAULT_RUNTIMES),
+        "--runtimes",
+        help="Comma-separated runtimes to compare with bare metal; those that cannot run get a why-row.",
+    ),
+    repeat: int = typer.Option(5, "--repeat", "-n", min=1, help="Repetitions per workload and system (>=5)."),
+    out_dir: Path = typer.Option(Path("bench-runtimes"), "--out", "-o", help="Directory for the report."),
+    quick: bool = typer.Option(False, "--quick", help="Small problem sizes: the whole study in minutes."),
+    workloads: str = typer.Option(
+        "", "--workloads", help="Comma-separated subset of workloads (default: all)."
+    ),
+    no_features: bool = typer.Option(False, "--no-features", help="Skip the feature matrix."),
+    as_json: bool = typer.Option(False, "--json", help="Print the written paths and summary as JSON."),
+) -> None:
+    """Run the same workloads bare-metal and under every runtime; write report.md/.html/.json."""
+    options = runtime_study.Options(
+        out=out_dir,
+        runtimes=[r.strip() for r in runtimes.split(",") if r.strip()],
+        repeats=repeat,
+        quick=quick,
+        workloads=[w.strip() for w in workloads.split(",") if w.strip()] or None,
+        with_features=not no_features,
+    )
+
+    def progress(m: Measurement) -> None:
+        state = f"{m.value:.4f}" if m.value is not None else f"FAILED {m.error[:80]}"
+        info(f"[{m.rep + 1}/{repeat}] {m.workload:<14} {m.system:<13} {state}")
+
+    written = runtime_study.run(options, progress=None if as_json else progress)
+    if want_json(as_json):
+        print_json(
+            {
+                "markdown": str(written.markdown),
+                "html": str(written.html),
+                "json": str(written.json),
+                "plots": [str(p) for p in written.plots],
+            }
+        )
+        return
+    out.print(runtime_study.table_text(written), markup=False)
+    out.print(f"\nReport: {written.markdown}  {written.html}  (raw data {written.json})", markup=False)

@@ -1,0 +1,181 @@
+# typer declares options as argument defaults, with Optional[...] evaluated at runtime:
+# ruff: noqa: B008, PLR0917, UP045
+"""``cops-grid image``: publish images in the unpacked.cern.ch layout, list/rm/gc/verify, recipes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from computeops_grid.cli import output
+from computeops_grid.config import load_config
+from computeops_grid.images import recipes
+from computeops_grid.images.errors import ImageError
+from computeops_grid.images.operations import cvmfs_root, publish_sources
+from computeops_grid.images.repository import gc, list_images, remove
+from computeops_grid.images.unpack import Limits, Policy
+from computeops_grid.images.verify import verify
+
+app = typer.Typer(help="Publish container images unpacked (CVMFS layout) and convert recipes.")
+
+REPO_ROOT = typer.Option(None, "--repo-root", help="Image repository (default: the configured image_root).")
+JSON = typer.Option(False, "--json", help="Print JSON (the default when stdout is not a terminal).")
+
+
+def _root(repo_root: Optional[Path], cvmfs_repo: Optional[str] = None) -> Path:
+    if repo_root is not None:
+        return repo_root
+    if cvmfs_repo:
+        return cvmfs_root(cvmfs_repo)
+    return load_config().images
+
+
+@app.command()
+def publish(
+    sources: list[str] = typer.Argument(
+        ..., help="oci:DIR, oci-archive:FILE, docker-archive:FILE, containers-storage:NAME, wishlist.yaml"
+    ),
+    repo_root: Optional[Path] = REPO_ROOT,
+    name: Optional[str] = typer.Option(None, "--name", help="Publish as docker://REGISTRY/REPO:TAG."),
+    on_unsafe: Policy = typer.Option(
+        Policy.FAIL, "--on-unsafe", help="fail the publish, or skip unsafe entries."
+    ),
+    cvmfs_repo: Optional[str] = typer.Option(
+        None, "--cvmfs-repo", help="Publish inside 'cvmfs_server transaction/publish' of this repository."
+    ),
+    transport: str = typer.Option(
+        "docker",
+        "--wishlist-from",
+        help="Wishlist images come from: docker (registry) or containers-storage.",
+    ),
+    storage: str = typer.Option(
+        "", "--storage", help="containers-storage prefix, e.g. [overlay@/root+/run]."
+    ),
+    max_entries: int = typer.Option(Limits.max_entries, help="Tar-bomb limit: entries per layer."),
+    max_bytes: int = typer.Option(Limits.max_bytes, help="Tar-bomb limit: uncompressed bytes per layer."),
+    json_out: bool = JSON,
+) -> None:
+    """Publish images: the flat rootfs, layers and metadata, atomically."""
+    root = _root(repo_root, cvmfs_repo)
+    limits = Limits(max_entries=max_entries, max_bytes=max_bytes)
+    with output.progress_bar("publishing", total=1) as bar:
+
+        def progress(what: str, done: int, total: int) -> None:
+            bar.update(bar.task_ids[0], description=what, completed=done, total=max(total, 1))
+
+        results = publish_sources(
+            sources,
+            root,
+            name=name,
+            policy=on_unsafe,
+            limits=limits,
+            cvmfs_repo=cvmfs_repo,
+            transport=transport,
+            storage=storage,
+            progress=progress,
+        )
+    if output.want_json(json_out):
+        output.print_json([r.to_json() for r in results])
+        return
+    for result in results:
+        how = "unpacked" if result.unpacked else "unchanged, not unpacked"
+        output.out.print(
+            f"{result.ref.public_path} -> .flat/{result.config_digest[7:9]}/{result.config_digest[7:19]}... "
+            f"({how}, {result.layers_new} new / {result.layers_reused} reused layers, {result.seconds:.2f}s)"
+        )
+        for refusal in result.refusals:
+            verb = "neutralised" if refusal.neutralised else "skipped"
+            output.info(f"  {verb}: {refusal.path}: {refusal.reason}")
+
+
+@app.command("list")
+def list_cmd(repo_root: Optional[Path] = REPO_ROOT, json_out: bool = JSON) -> None:
+    """List published images."""
+    images = list_images(_root(repo_root))
+    if output.want_json(json_out):
+        output.print_json([i.to_json() for i in images])
+        return
+    for info in images:
+        state = "" if info.committed else "  (incomplete: run image gc)"
+        output.out.print(f"{info.path}  sha256:{info.config_hex[:12]}  {info.layers} layers{state}")
+
+
+@app.command()
+def rm(
+    names: list[str] = typer.Argument(..., help="Images to remove, e.g. docker://busybox:latest"),
+    repo_root: Optional[Path] = REPO_ROOT,
+) -> None:
+    """Remove published names (data goes at the next 'image gc')."""
+    root = _root(repo_root)
+    for name in names:
+        ref = remove(root, name)
+        output.info(f"removed {ref.public_path}; run 'cops-grid image gc' to free space")
+
+
+@app.command("gc")
+def gc_cmd(repo_root: Optional[Path] = REPO_ROOT, json_out: bool = JSON) -> None:
+    """Remove leftovers of crashed publishes and unreferenced flats and layers."""
+    report = gc(_root(repo_root))
+    if output.want_json(json_out):
+        output.print_json({"removed": report.removed, "repaired": report.repaired})
+        return
+    output.out.print(f"removed {len(report.removed)} entries, repaired {len(report.repaired)} metadata dirs")
+
+
+@app.command("verify")
+def verify_cmd(
+    names: Optional[list[str]] = typer.Argument(None, help="Images to check (default: all)."),
+    repo_root: Optional[Path] = REPO_ROOT,
+    fast: bool = typer.Option(False, "--fast", help="Compare sizes and modes, do not hash contents."),
+    json_out: bool = JSON,
+) -> None:
+    """Check that published content matches its digests."""
+    report = verify(_root(repo_root), names or None, fast=fast)
+    if output.want_json(json_out):
+        output.print_json(report.to_json())
+    else:
+        for problem in report.problems:
+            output.out.print(problem)
+        output.out.print(f"checked {len(report.checked)} images: {'ok' if report.ok else 'PROBLEMS'}")
+    if not report.ok:
+        raise ImageError(
+            f"{len(report.problems)} problems found", hint="re-publish the image, or run image gc"
+        )
+
+
+@app.command()
+def convert(
+    recipe: Path = typer.Argument(..., help="A Dockerfile or a Singularity definition file."),
+    to: Optional[str] = typer.Option(None, "--to", help="docker or singularity (default: the other one)."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+) -> None:
+    """Convert a Dockerfile to a Singularity definition, or back (spython)."""
+    if to not in (None, "docker", "singularity"):
+        raise ImageError(f"--to must be docker or singularity, not {to!r}")
+    text = recipes.convert(recipe, to)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)
+
+
+@app.command()
+def build(
+    dockerfile: Path = typer.Argument(..., help="The Dockerfile (FROM scratch or a local image)."),
+    name: str = typer.Option(..., "--name", help="Publish as docker://REGISTRY/REPO:TAG."),
+    context: Optional[Path] = typer.Option(None, "--context", help="Build context (default: its dir)."),
+    repo_root: Optional[Path] = REPO_ROOT,
+    json_out: bool = JSON,
+) -> None:
+    """Build offline with buildah, then publish."""
+    root = _root(repo_root)
+    with tempfile.TemporaryDirectory(prefix="cops-build-") as work:
+        archive = recipes.build(dockerfile, Path(work) / "image.tar", context=context)
+        results = publish_sources([f"oci-archive:{archive}"], root, name=name)
+    if output.want_json(json_out):
+        output.print_json([r.to_json() for r in results])
+    else:
+        output.out.print(f"built and published {results[0].ref.public_path}")

@@ -42,6 +42,8 @@ def entries_of(data):
         if str(item.get("status", "")).lower() in ("ok", "works", "usable"):
             works = True
         why = next((str(item[key]) for key in _WHY_KEYS if item.get(key)), "")
+        if not works and item.get("status"):
+            why = "{}{}".format(item["status"], ": " + why if why else "")
         rows.append((str(item["name"]), works, why, str(item.get("mode", "") or "")))
     return rows
 
@@ -67,7 +69,7 @@ def check(args, result):
     working = [row for row in rows if row[1]]
     for name, works, why, mode in rows:
         tag = "works" if works else "refused"
-        result.detail("{}: {}{}{}".format(name, tag, " (" + mode + ")" if mode else "", ": " + why if why else ""))
+        result.detail("{}: {}{}{}".format(name, tag, " (" + mode + ")" if mode else "", " - " + why if why else ""))
     result.perf("working_runtimes", len(working), "", None, 1, 0, len(rows))
     if not working:
         result.add(CRITICAL, "no working container runtime ({} probed)".format(len(rows)))

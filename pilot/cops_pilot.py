@@ -384,9 +384,13 @@ class Runtime(object):
                 return line.strip()
         return None
 
+    signal_exit = False  # the runtime itself exits 128+N when the payload dies of signal N
+
     def signal_of(self, returncode, stderr_tail):
         # type: (int, str) -> Optional[int]
-        """Signal that killed the payload when the runtime reports it only on stderr."""
+        """Signal that killed the payload, as the runtime reports it (exit 128+N or stderr)."""
+        if self.signal_exit and 128 < returncode < 128 + 65:
+            return returncode - 128
         return None
 
 
@@ -464,6 +468,7 @@ class Bubblewrap(Runtime):
     so bind destinations need not exist in the (read-only) image."""
 
     name = "bubblewrap"
+    signal_exit = True
     binaries = ("bwrap",)
     start_error = re.compile(r"^bwrap: ")
 
@@ -574,6 +579,7 @@ class Runc(Runtime):
     """runc run on an OCI bundle written into the private scratch (rootless when not root)."""
 
     name = "runc"
+    signal_exit = True
     binaries = ("runc",)
     extra_locations = ("/usr/sbin/runc", "/usr/local/sbin/runc")
     needs_mountpoints = True
@@ -591,9 +597,6 @@ class Runc(Runtime):
             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
             {"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "ro", "nosuid"]},
         ]
-        for device in ("null", "zero", "random", "urandom", "tty", "full"):
-            path = "/dev/" + device
-            mounts.append({"destination": path, "type": "bind", "source": path, "options": ["bind"]})
         for bind in self.binds(launch):
             options = ["rbind", "rw" if bind.writable else "ro"]
             mounts.append({"destination": bind.dst, "type": "bind", "source": bind.src, "options": options})
@@ -633,6 +636,7 @@ class Runc(Runtime):
 
 class Podman(Runtime):
     name = "podman"
+    signal_exit = True
     binaries = ("podman",)
     start_error = re.compile(r"^Error: ")
 

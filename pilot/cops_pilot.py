@@ -1169,9 +1169,9 @@ class Job(object):
         outcome = execute(argv, env, self.report["workdir"])
         self.report["timings"]["payload_s"] = round(time.time() - started, 4)
         failure = rt.start_failure(outcome.returncode, outcome.stderr_tail) if rt else None
-        if failure:
-            self.report["attempts"][-1]["status"] = "start-failed"
-            self.report["attempts"][-1]["reason"] = failure
+        if failure and attempt is not None:
+            attempt.status, attempt.reason = "start-failed", failure
+            self.report["attempts"][-1] = attempt.as_dict()
             return None
         code, signum = payload_exit(rt, outcome)
         self.report["exit_code"] = code

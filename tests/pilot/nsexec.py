@@ -3,7 +3,8 @@
 Run as root under ``unshare --mount --propagation private``, so nothing here touches the host's
 mount table: it loop-mounts a squashfs read-only at the CVMFS path (the CVMFS stand-in), can hide
 /cvmfs behind an empty tmpfs, drops to an unprivileged user, and can disable user namespaces by
-entering a user namespace whose ``max_user_namespaces`` is 0.
+entering a user namespace (same uid, capabilities dropped before the command) whose
+``max_user_namespaces`` is 0.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     if args.limit_userns:
         with open("/proc/sys/user/max_user_namespaces", "w") as handle:
             handle.write("0\n")
+        command = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--", *command]
         os.execvp(command[0], command)
     if args.squashfs:
         subprocess.run(["mount", "-t", "squashfs", "-o", "loop,ro", args.squashfs, args.mountpoint], check=True)
@@ -44,7 +46,7 @@ def main() -> None:
         os.setuid(entry.pw_uid)
     if args.no_userns:
         me = ["/usr/bin/python3", os.path.abspath(__file__), "--limit-userns", "--"]
-        command = ["unshare", "--user", "--map-root-user", "--", *me, *command]
+        command = ["unshare", "--user", "--map-current-user", "--keep-caps", "--", *me, *command]
     os.execvp(command[0], command)
 
 

@@ -36,8 +36,11 @@ def publish_sources(
     """Publish every image of ``sources`` into ``root``; inside a CVMFS transaction if asked."""
     publisher = Publisher(root, policy=policy, limits=limits, progress=progress)
     with _maybe_transaction(cvmfs_repo), tempfile.TemporaryDirectory(prefix="cops-image-") as work:
-        pairs = list(_expand(sources, name, transport, storage, Path(work)))
-        return [publisher.publish(image, ref) for image, ref in pairs]
+        # lazily: each image is published before the next one is copied (skopeo sources)
+        return [
+            publisher.publish(image, ref)
+            for image, ref in _expand(sources, name, transport, storage, Path(work))
+        ]
 
 
 @contextlib.contextmanager
@@ -61,7 +64,7 @@ def _expand(
             for ref in load_wishlist(spec).images:
                 for image in load_source(source_for(ref, transport, storage), workdir=workdir):
                     yield image, ref
-                shutil.rmtree(workdir / "skopeo-oci", ignore_errors=True)
+                shutil.rmtree(workdir / "skopeo-oci", ignore_errors=True)  # after its publish
             continue
         images = load_source(spec, workdir=workdir)
         if name and (len(images) > 1 or len(sources) > 1):

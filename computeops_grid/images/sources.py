@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from computeops_grid.images.errors import ImageError, ToolMissing
 from computeops_grid.images.reference import ImageRef, parse_ref
@@ -86,10 +86,9 @@ def load_source(spec: str, *, workdir: Path | None = None) -> list[SourceImage]:
         )
     if kind == "oci":
         return _select(_OciReader(_dir_opener(path), spec).images(), ref, spec)
-    archive = _open_tar(path)
     if kind == "oci-archive":
-        return _select(_OciReader(_tar_opener(archive, path), spec).images(), ref, spec)
-    return _docker_archive(archive, path, spec)
+        return _select(_OciReader(_tar_opener(path), spec).images(), ref, spec)
+    return _docker_archive(path, spec)
 
 
 def _classify(spec: str) -> tuple[str, str, str]:
@@ -121,13 +120,6 @@ def _classify(spec: str) -> tuple[str, str, str]:
     )
 
 
-def _open_tar(path: Path) -> tarfile.TarFile:
-    try:
-        return tarfile.open(path)
-    except (tarfile.TarError, OSError) as exc:
-        raise ImageError(f"{path}: cannot read archive ({exc})") from None
-
-
 def _dir_opener(root: Path) -> Callable[[str], Any]:
     @contextmanager
     def opener(name: str) -> Iterator[IO[bytes]]:
@@ -140,23 +132,42 @@ def _dir_opener(root: Path) -> Callable[[str], Any]:
     return opener
 
 
-def _tar_opener(archive: tarfile.TarFile, path: Path) -> Callable[[str], Any]:
-    members = {}
-    for member in archive.getmembers():
-        name = member.name[2:] if member.name.startswith("./") else member.name
-        if member.isreg():
-            members[name] = member
+def _tar_opener(path: Path) -> Callable[[str], Any]:
+    """Open archive members by name; each open re-opens the file (nothing stays open)."""
+    members: dict[str, tuple[int, int]] = {}
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive.getmembers():
+                name = member.name[2:] if member.name.startswith("./") else member.name
+                if member.isreg():
+                    members[name] = (member.offset_data, member.size)
+    except (tarfile.TarError, OSError) as exc:
+        raise ImageError(f"{path}: cannot read archive ({exc})") from None
 
     @contextmanager
     def opener(name: str) -> Iterator[IO[bytes]]:
-        member = members.get(name)
-        fh = archive.extractfile(member) if member is not None else None
-        if fh is None:
+        if name not in members:
             raise ImageError(f"{path}: member {name} missing", hint="the archive is incomplete")
-        with fh:
-            yield fh
+        offset, size = members[name]
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            yield cast(IO[bytes], _Slice(fh, size))
 
     return opener
+
+
+class _Slice:
+    """Reads at most ``size`` bytes of ``fh`` (one archive member)."""
+
+    def __init__(self, fh: IO[bytes], size: int) -> None:
+        self.fh = fh
+        self.left = size
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.fh.read(size)
+        self.left -= len(data)
+        return data
 
 
 def _read(opener: Callable[[str], Any], name: str, limit: int = 64 << 20) -> bytes:
@@ -245,8 +256,8 @@ def _select(images: list[tuple[str, SourceImage]], ref: str, spec: str) -> list[
     return chosen
 
 
-def _docker_archive(archive: tarfile.TarFile, path: Path, spec: str) -> list[SourceImage]:
-    opener = _tar_opener(archive, path)
+def _docker_archive(path: Path, spec: str) -> list[SourceImage]:
+    opener = _tar_opener(path)
     entries = _json(_read(opener, "manifest.json"), f"{spec}: manifest.json")
     images = []
     for entry in entries if isinstance(entries, list) else []:
@@ -313,4 +324,16 @@ def _from_skopeo(spec: str, workdir: Path) -> list[SourceImage]:
     images = _select(_OciReader(_dir_opener(target), spec).images(), "image", spec)
     for image in images:
         image.origin = spec
+        image.name = _name_of(spec)
     return images
+
+
+def _name_of(spec: str) -> ImageRef | None:
+    """The image name inside a skopeo spec, if it is one (not an image ID)."""
+    name = spec.split(":", 1)[1].lstrip("/")
+    if name.startswith("["):
+        name = name.partition("]")[2]
+    try:
+        return parse_ref(name)
+    except ImageError:
+        return None

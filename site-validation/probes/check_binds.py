@@ -55,7 +55,7 @@ def check_in(args, result, scratch):
     with open(os.path.join(scratch, "token"), "w") as handle:
         handle.write(token)
     host_repo = os.path.join("/cvmfs", args.repo)
-    repo_arg = host_repo if os.path.isdir(host_repo) else ""
+    repo_arg = host_repo if os.path.isdir(host_repo) and os.listdir(host_repo) else ""
     command = ["/bin/sh", "-c", SCRIPT, "sh", "token", repo_arg]
     argv = probelib.pilot_argv(args, args.image, command, extra=["--workdir", scratch])
     code, out, err, seconds = probelib.run(argv, args.timeout, cwd=scratch)
@@ -71,7 +71,7 @@ def check_in(args, result, scratch):
     else:
         result.add(OK, "scratch bound read-write at {}".format(seen.get("pwd", "?")))
     if not repo_arg:
-        result.detail("{} absent on the node: /cvmfs bind not checked".format(host_repo))
+        result.detail("{} absent or empty on the node: /cvmfs bind not checked".format(host_repo))
         return
     host_entries = sorted(os.listdir(host_repo))[:5]
     inside = seen.get("cvmfs", "").split()

@@ -89,8 +89,11 @@ def _stop(proc: subprocess.Popen[str], pid: int | None) -> None:
         if target:
             with contextlib.suppress(OSError):
                 os.kill(target, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=15)
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+        proc.communicate(timeout=15)  # reaps the launcher and closes its pipes
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def daemon(adapter: Adapter, work: Path) -> str:

@@ -140,7 +140,8 @@ def _verdict(steady: dict[str, dict[str, float]], worst: dict[str, float], measu
         )
     for name, cost in sorted(heavy.items()):
         wl = max(steady[name], key=lambda w: abs(steady[name][w] - 1))
-        parts.append(f"{name} costs {cost:.2f}x bare metal on {wl}.")
+        how = "costs" if cost > 1 else "measured faster than bare metal (noise or caching):"
+        parts.append(f"{name} {how} {cost:.2f}x bare metal on {wl}.")
     return " ".join(parts)
 
 

@@ -22,7 +22,7 @@ from computeops_grid.errors import CopsError
 log = logging.getLogger(__name__)
 
 BUSYBOX_APPLETS = ("sh", "true", "false", "echo", "sleep", "cat", "kill", "id", "ls", "mkdir", "head", "env")
-MOUNT_POINTS = ("srv", "proc", "dev", "sys", "tmp", "scratch", "cvmfs", "etc", "root", "home", "run", "var/tmp")
+MOUNT_POINTS = ("srv", "proc", "dev", "sys", "tmp", "cvmfs", "etc", "root", "home", "run", "var/tmp")
 # x86-64 micro-architecture levels by the /proc/cpuinfo flags they add (psABI)
 LEVELS = (
     ("x86-64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),

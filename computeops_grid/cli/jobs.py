@@ -40,7 +40,7 @@ def _wait_and_show(session: Session, ids: list[str], show_output: bool) -> None:
         for rec in records:
             if len(records) > 1:
                 output.info(f"[bold]== {rec.id} {rec.name} ({rec.state})[/]")
-            output.out.print(follow.logs(session, rec.id), end="", markup=False)
+            output.raw(follow.logs(session, rec.id))
     bad = [r for r in records if r.state in (JobState.FAILED, JobState.CANCELLED)]
     if bad:
         for rec in bad:
@@ -111,7 +111,7 @@ def list_jobs(
 def logs(job_id: str = typer.Argument(..., help="Job id or unique prefix.")) -> None:
     """Print a job's stdout and stderr."""
     with Session.open() as session:
-        output.out.print(follow.logs(session, session.store.resolve([job_id])[0]), end="", markup=False)
+        output.raw(follow.logs(session, session.store.resolve([job_id])[0]))
 
 
 def get(

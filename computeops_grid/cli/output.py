@@ -17,8 +17,8 @@ from computeops_grid.errors import CopsError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.store import JobSummary
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 STATE_STYLE = {
     "new": "white", "submitting": "yellow", "queued": "cyan", "running": "blue",
@@ -33,6 +33,12 @@ def want_json(flag: bool) -> bool:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def raw(text: str) -> None:
+    """Payload output, byte for byte as the job wrote it (no markup, no wrapping)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def print_error(exc: CopsError) -> None:

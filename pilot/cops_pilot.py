@@ -37,7 +37,7 @@ import time
 from types import MappingProxyType
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: F401 (type comments)
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 LOG = logging.getLogger("cops-pilot")
 
 EXIT_BAD_ARGS = 240
@@ -753,7 +753,8 @@ class ProbeCache(object):
         except OSError:
             mtime = 0.0
         userns = userns_status()
-        return "{}|{}|{}|{}|{}".format(name, binary, mtime, os.geteuid(), userns["max_user_namespaces"])
+        parts = (__version__, name, binary, mtime, os.geteuid(), userns["max_user_namespaces"])
+        return "|".join(str(part) for part in parts)
 
     def load(self):
         # type: () -> Dict[str, Any]
@@ -798,11 +799,35 @@ def probe_command(image):
     return ["/bin/true"]
 
 
-def probe(rt, binary, image, scratch):
-    # type: (Runtime, str, Image, str) -> Dict[str, Any]
+HOST_PROBE_DIRS = ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64")
+
+
+def host_probe_image(scratch):
+    # type: (str) -> Tuple[Image, List[Bind]]
+    """An image for probing without a job image: empty mount points, the host's /usr, /etc, ...
+    bound read-only into it (merged-/usr symlinks copied as symlinks) and a copy of true(1)."""
+    root = os.path.join(scratch, "host-probe-root")
+    for sub in ("dev", "proc", "sys", "tmp", "srv"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    binds = []
+    for sub in HOST_PROBE_DIRS:
+        host = "/" + sub
+        if os.path.islink(host):
+            os.symlink(os.readlink(host), os.path.join(root, sub))
+        elif os.path.isdir(host):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+            binds.append(Bind(host, host, False))
+    true = shutil.which("true") or "/bin/true"
+    shutil.copy(true, os.path.join(root, "cops-probe-true"))  # a real file in the root (udocker checks)
+    return Image("host", root, "dir"), binds
+
+
+def probe(rt, binary, image, scratch, binds=None):
+    # type: (Runtime, str, Image, str, Optional[List[Bind]]) -> Dict[str, Any]
     """Start a trivial command in a container: the runtime counts only if this works."""
     workdir = tempfile.mkdtemp(prefix="probe-", dir=scratch)
-    launch = Launch(image, probe_command(image), workdir, [], {"PATH": DEFAULT_PATH}, False, workdir)
+    command = ["/cops-probe-true"] if image.name == "host" else probe_command(image)
+    launch = Launch(image, command, workdir, binds or [], {"PATH": DEFAULT_PATH}, False, workdir)
     started = time.time()
     try:
         argv, env = rt.build(launch, binary)
@@ -857,8 +882,8 @@ class Attempt(object):
         return text + ("({})".format(self.reason) if self.reason else "")
 
 
-def consider(name, image, launch, cache, path_env, scratch):
-    # type: (str, Image, Optional[Launch], ProbeCache, str, str) -> Attempt
+def consider(name, image, launch, cache, path_env, scratch, probe_binds=None):
+    # type: (str, Image, Optional[Launch], ProbeCache, str, str, Optional[List[Bind]]) -> Attempt
     rt = runtime(name)
     attempt = Attempt(rt.name)
     attempt.binary = rt.locate(path_env)
@@ -874,7 +899,7 @@ def consider(name, image, launch, cache, path_env, scratch):
     result = cache.get(key)
     attempt.cached = result is not None
     if result is None:
-        result = probe(rt, attempt.binary, image, scratch)
+        result = probe(rt, attempt.binary, image, scratch, probe_binds)
         result["time"] = time.time()
         cache.put(key, result)
     attempt.probe_seconds = 0.0 if attempt.cached else float(result.get("seconds", 0.0))
@@ -885,15 +910,15 @@ def consider(name, image, launch, cache, path_env, scratch):
 
 def detect(order, image=None, path_env=None, cache=None):
     # type: (Sequence[str], Optional[Image], Optional[str], Optional[ProbeCache]) -> List[Attempt]
-    """Probe every runtime in ``order`` (against ``image``, default the host root) and return them all."""
-    image = image or Image("/", "/", "dir")
+    """Probe every runtime in ``order`` against ``image`` (default: the host's /usr in an empty root)."""
     cache = cache or ProbeCache(None, 0)
     scratch = tempfile.mkdtemp(prefix="cops-pilot-")
+    path_env = path_env or os.environ.get("PATH", DEFAULT_PATH)
     try:
-        return [
-            consider(name, image, None, cache, path_env or os.environ.get("PATH", DEFAULT_PATH), scratch)
-            for name in order
-        ]
+        binds = None  # type: Optional[List[Bind]]
+        if image is None:
+            image, binds = host_probe_image(scratch)
+        return [consider(name, image, None, cache, path_env, scratch, binds) for name in order]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -10,6 +10,22 @@ import traceback
 import click
 import typer
 
+try:  # recent typer vendors its own copy of click: catch both families
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _typer_click = click.exceptions  # type: ignore[assignment]
+
+
+def _both(name: str) -> tuple[type[BaseException], ...]:
+    found = {getattr(mod, name, None) for mod in (click.exceptions, _typer_click)}
+    return tuple(cls for cls in found if isinstance(cls, type))
+
+
+_EXIT = (*_both("Exit"), typer.Exit)
+_ABORT = (*_both("Abort"), KeyboardInterrupt)
+_CLICK = _both("ClickException")
+_USAGE = _both("UsageError")
+
 from computeops_grid import __version__
 from computeops_grid.cli import jobs as jobs_cli
 from computeops_grid.cli.output import err, print_error
@@ -83,14 +99,14 @@ def run() -> None:
             traceback.print_exc()
         print_error(exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except _EXIT as exc:
+        sys.exit(getattr(exc, "exit_code", 0))
+    except _ABORT:
         err.print("Interrupted.")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except _CLICK as exc:
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(2 if isinstance(exc, _USAGE) else getattr(exc, "exit_code", 1))
     except Exception as exc:
         if debug:
             traceback.print_exc()

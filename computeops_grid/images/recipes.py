@@ -47,7 +47,16 @@ def convert(path: str | Path, to: str | None = None) -> str:
             text = DockerWriter(SingularityParser(str(path)).recipe).convert()
     except Exception as exc:  # spython raises bare exceptions on bad input
         raise ImageError(f"{path}: spython could not convert it: {exc}") from None
-    return str(text)
+    return _drop_default_stage(str(text))
+
+
+def _drop_default_stage(text: str) -> str:
+    """spython names a single stage ``spython-base``; its own parser then fails on the
+    ``Stage:`` line after ``From:`` (spython 0.3.14), so a single-stage recipe drops it."""
+    if text.count("spython-base") != 1:
+        return text
+    lines = [line for line in text.splitlines() if line.strip() != "Stage: spython-base"]
+    return "\n".join(line.replace(" AS spython-base", "") for line in lines) + "\n"
 
 
 def buildah_argv(

@@ -3,7 +3,7 @@
 After ``ducc/singularity/dotfiles.go`` and ``startup_files.go`` (cvmfs/cvmfs): the
 ``.singularity.d`` tree, the mount-point directories, the ``/singularity`` style symlinks,
 a runscript from the image's ENTRYPOINT/CMD and ``10-docker2singularity.sh`` from its Env.
-Unlike DUCC, existing ``etc/hosts`` and ``etc/resolv.conf`` are kept (created only if missing).
+Beyond DUCC, ``srv`` and ``cvmfs`` mount points are created. Unlike DUCC, existing ``etc/hosts`` and ``etc/resolv.conf`` are kept (created only if missing).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ _DIRS = (
     "etc",
     "sys",
     "home",
+    "srv",  # not DUCC: mount points the pilot wrapper binds (charliecloud needs them to exist)
+    "cvmfs",
 )
 _LINKS = (
     ("singularity", ".singularity.d/runscript"),

@@ -58,6 +58,9 @@ def _build(base: Path) -> BuiltImage:
     shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
     for tool in ("sh", "cat", "ls", "echo"):
         (rootfs / "bin" / tool).symlink_to("busybox")
+    (rootfs / "etc").mkdir()
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\n")
     (rootfs / "data" / "keep.txt").write_text("keep\n")
     (rootfs / "data" / "gone.txt").write_text("gone\n")
     (rootfs / "data" / "old" / "a").write_text("a\n")

@@ -8,12 +8,16 @@ import json
 import tarfile
 from pathlib import Path
 
+Member = tuple[str, bytes, bytes, int, str]
 
-def member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", mode: int = 0o644, link: str = "") -> tuple:
+
+def member(
+    name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", mode: int = 0o644, link: str = ""
+) -> Member:
     return (name, kind, data, mode, link)
 
 
-def layer_tar(members: list[tuple]) -> bytes:
+def layer_tar(members: list[Member]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, kind, data, mode, link in members:
@@ -35,7 +39,7 @@ def _blob(root: Path, data: bytes) -> dict[str, object]:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def oci_layout(root: Path, layers: list[list[tuple]], cmd: str = "/bin/sh") -> Path:
+def oci_layout(root: Path, layers: list[list[Member]], cmd: str = "/bin/sh") -> Path:
     (root / "blobs" / "sha256").mkdir(parents=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     tars = [layer_tar(m) for m in layers]
@@ -48,7 +52,10 @@ def oci_layout(root: Path, layers: list[list[tuple]], cmd: str = "/bin/sh") -> P
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(root, json.dumps(config).encode())},
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            **_blob(root, json.dumps(config).encode()),
+        },
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **_blob(root, t)} for t in tars],
     }
     desc = _blob(root, json.dumps(manifest).encode())

@@ -28,7 +28,10 @@ Publisher(sys.argv[1]).publish(load_source("oci:" + sys.argv[2])[0], parse_ref(s
 
 
 def _big_layout(path: Path, tag: str, files: int = 1500) -> Path:
-    layers = [[member(f"{tag}/{n}/f{i}", data=f"{tag}{n}{i}".encode() * 50) for i in range(files // 3)] for n in range(3)]
+    layers = [
+        [member(f"{tag}/{n}/f{i}", data=f"{tag}{n}{i}".encode() * 50) for i in range(files // 3)]
+        for n in range(3)
+    ]
     return oci_layout(path, layers)
 
 

@@ -43,7 +43,9 @@ def _calls(log: Path) -> list[str]:
 
 def test_publish_inside_transaction(tmp_path: Path, standin: Path) -> None:
     layout = oci_layout(tmp_path / "oci", [[member("v", data=b"x")]])
-    publish_sources([f"oci:{layout}"], tmp_path / "repo", name="docker://t/a:1", cvmfs_repo="unpacked.example.org")
+    publish_sources(
+        [f"oci:{layout}"], tmp_path / "repo", name="docker://t/a:1", cvmfs_repo="unpacked.example.org"
+    )
     assert _calls(standin) == ["transaction unpacked.example.org", "publish unpacked.example.org"]
     assert (tmp_path / "repo" / "registry.hub.docker.com" / "t" / "a:1" / "v").is_file()
 
@@ -58,7 +60,9 @@ def test_failing_cvmfs_publish_aborts(tmp_path: Path, standin: Path, monkeypatch
     monkeypatch.setenv("COPS_TEST_FAIL", "publish")
     layout = oci_layout(tmp_path / "oci", [[member("v", data=b"x")]])
     with pytest.raises(ImageError, match="simulated failure of publish"):
-        publish_sources([f"oci:{layout}"], tmp_path / "repo", name="docker://t/a:1", cvmfs_repo="r.example.org")
+        publish_sources(
+            [f"oci:{layout}"], tmp_path / "repo", name="docker://t/a:1", cvmfs_repo="r.example.org"
+        )
     assert _calls(standin) == ["transaction r.example.org", "publish r.example.org", "abort -f r.example.org"]
 
 

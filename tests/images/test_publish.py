@@ -1,4 +1,4 @@
-"""Publish a real buildah-built image from every SOURCE kind; check layout, whiteouts, incremental re-publish."""
+"""Publish a real buildah-built image from every SOURCE kind; layout, whiteouts, re-publish."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ PUBLIC = "registry.hub.docker.com/cops/test:v1"
 
 def _sources(image: BuiltImage, tmp_path: Path) -> dict[str, str]:
     wishlist = tmp_path / "wishlist.yaml"
-    wishlist.write_text(f"version: 1\nuser: cops\ncvmfs_repo: unpacked.example.org\ninput:\n  - https://{NAME}\n")
+    wishlist.write_text(
+        f"version: 1\nuser: cops\ncvmfs_repo: unpacked.example.org\ninput:\n  - https://{NAME}\n"
+    )
     return {
         "oci": f"oci:{image.oci}",
         "oci-archive": f"oci-archive:{image.oci_archive}",
@@ -67,7 +69,8 @@ def test_republish_unchanged_does_not_unpack(built_image: BuiltImage, repo: Path
     publisher = Publisher(repo)
     first = publisher.publish(image, parse_ref(NAME))
     second = publisher.publish(image, parse_ref(NAME))
-    assert first.unpacked and first.layers_new == 3
+    assert first.unpacked
+    assert first.layers_new == 3
     assert not second.unpacked
     # a second name for the same image shares the flat; a new image reuses the layers
     publisher.publish(image, parse_ref("docker://example.org/other/name:1"))

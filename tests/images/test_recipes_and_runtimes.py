@@ -26,13 +26,15 @@ CMD ["/bin/busybox", "echo", "built"]
 
 def test_convert_dockerfile_to_singularity_and_back(tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text("FROM busybox:latest\nENV GREETING=hello\nRUN echo hi > /hi\nCMD [\"cat\", \"/hi\"]\n")
+    dockerfile.write_text('FROM busybox:latest\nENV GREETING=hello\nRUN echo hi > /hi\nCMD ["cat", "/hi"]\n')
     definition = convert(dockerfile)
-    assert "Bootstrap: docker" in definition and "From: busybox:latest" in definition
+    assert "Bootstrap: docker" in definition
+    assert "From: busybox:latest" in definition
     assert "echo hi > /hi" in definition
     (tmp_path / "image.def").write_text(definition)
     back = convert(tmp_path / "image.def")
-    assert "FROM busybox:latest" in back and "echo hi > /hi" in back
+    assert "FROM busybox:latest" in back
+    assert "echo hi > /hi" in back
 
 
 @pytest.mark.slow
@@ -44,10 +46,21 @@ def test_build_offline_and_publish(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(DOCKERFILE)
     repo = tmp_path / "repo"
     proc = subprocess.run(
-        ["cops-grid", "image", "build", str(tmp_path / "Dockerfile"), "--name", "docker://cops/built:1",
-         "--repo-root", str(repo), "--json"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            "cops-grid",
+            "image",
+            "build",
+            str(tmp_path / "Dockerfile"),
+            "--name",
+            "docker://cops/built:1",
+            "--repo-root",
+            str(repo),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["path"] == "registry.hub.docker.com/cops/built:1"
     flat = repo / "registry.hub.docker.com" / "cops" / "built:1"
@@ -68,12 +81,31 @@ def test_published_image_runs_identically_on_three_runtimes(built_image: BuiltIm
     for runtime in RUNTIMES:
         work = tmp_path / runtime
         work.mkdir()
-        argv = [sys.executable, str(wrapper_path()), "--image", "docker://cops/test:v1", "--image-root", str(repo),
-                "--runtime", runtime, "--workdir", str(work), "--require-container",
-                "--", "/bin/sh", "-c", "cat /data/keep.txt /data/three.txt; ls /data /data/old"]  # fmt: skip
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env={**os.environ, "USER": "root"})
+        argv = [
+            sys.executable,
+            str(wrapper_path()),
+            "--image",
+            "docker://cops/test:v1",
+            "--image-root",
+            str(repo),
+            "--runtime",
+            runtime,
+            "--workdir",
+            str(work),
+            "--require-container",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /data/keep.txt /data/three.txt; ls /data /data/old",
+        ]
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, check=False, env={**os.environ, "USER": "root"}
+        )
         assert proc.returncode == 0, f"{runtime}: {proc.stderr}"
         outputs[runtime] = proc.stdout
     assert len(set(outputs.values())) == 1, outputs
     out = outputs["bubblewrap"]
-    assert "keep\nthree\n" in out and "gone.txt" not in out and "new.txt" in out and "\na\n" not in out
+    assert "keep\nthree\n" in out
+    assert "gone.txt" not in out
+    assert "new.txt" in out
+    assert "\na\n" not in out

@@ -1,4 +1,4 @@
-"""Malicious layers built here with tarfile: each trick is refused per file; nothing outside the repo changes."""
+"""Malicious layers built with tarfile: each trick refused per file; nothing outside the repo changes."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ from computeops_grid.images.reference import parse_ref
 from computeops_grid.images.sources import load_source
 from computeops_grid.images.unpack import Limits, Policy
 
-from .helpers import member, oci_layout
+from .helpers import Member, member, oci_layout
 
 TRICKS = {
     "dotdot": [member("../../escape.txt", data=b"x")],
     "absolute": [member("/tmp/abs-escape.txt", data=b"x")],
-    "symlink-then-write": [member("evil", tarfile.SYMTYPE, link="{outside}"), member("evil/pwned", data=b"x")],
+    "symlink-then-write": [
+        member("evil", tarfile.SYMTYPE, link="{outside}"),
+        member("evil/pwned", data=b"x"),
+    ],
     "hardlink-out": [member("hl", tarfile.LNKTYPE, link="../../../etc/passwd")],
     "hardlink-missing": [member("hl", tarfile.LNKTYPE, link="etc/shadow")],
     "device": [member("dev/sda", tarfile.BLKTYPE), member("dev/null2", tarfile.CHRTYPE)],
@@ -27,7 +30,7 @@ TRICKS = {
 }
 
 
-def _image(tmp_path: Path, layers: list[list[tuple]]) -> object:
+def _image(tmp_path: Path, layers: list[list[Member]]) -> object:
     return load_source(f"oci:{oci_layout(tmp_path / 'oci', layers)}")[0]
 
 
@@ -40,8 +43,10 @@ def test_trick_is_refused_and_nothing_outside_is_touched(tmp_path: Path, trick: 
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "sentinel").write_text("untouched")
-    layers = [[member("ok.txt", data=b"fine")], [tuple(str(f).format(outside=outside) if isinstance(f, str) else f
-                                                       for f in m) for m in TRICKS[trick]]]
+    layers = [
+        [member("ok.txt", data=b"fine")],
+        [(m[0], m[1], m[2], m[3], m[4].format(outside=outside)) for m in TRICKS[trick]],
+    ]
     repo = tmp_path / "repo"
     image = _image(tmp_path, layers)
     before = _snapshot(outside)
@@ -50,16 +55,24 @@ def test_trick_is_refused_and_nothing_outside_is_touched(tmp_path: Path, trick: 
     assert err.value.refusals, "each refusal is reported per file"
     assert _snapshot(outside) == before
     assert (outside / "sentinel").read_text() == "untouched"
-    assert not (tmp_path / "escape.txt").exists() and not Path("/tmp/abs-escape.txt").exists()
+    assert not (tmp_path / "escape.txt").exists()
+    assert not Path("/tmp/abs-escape.txt").exists()
     assert not (repo / "registry.hub.docker.com" / "evil").exists(), "a refused image is not published"
 
 
 def test_skip_policy_publishes_the_rest_and_reports(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    layers = [[member("ok.txt", data=b"fine"), member("../bad", data=b"x"), member("dev/sda", tarfile.BLKTYPE),
-               member("suid", data=b"x", mode=0o4755), member("evil", tarfile.SYMTYPE, link=str(outside)),
-               member("evil/pwned", data=b"x")]]  # fmt: skip
+    layers = [
+        [
+            member("ok.txt", data=b"fine"),
+            member("../bad", data=b"x"),
+            member("dev/sda", tarfile.BLKTYPE),
+            member("suid", data=b"x", mode=0o4755),
+            member("evil", tarfile.SYMTYPE, link=str(outside)),
+            member("evil/pwned", data=b"x"),
+        ]
+    ]
     result = Publisher(tmp_path / "repo", policy=Policy.SKIP).publish(
         _image(tmp_path, layers),  # type: ignore[arg-type]
         parse_ref("docker://evil/img:1"),
@@ -74,7 +87,9 @@ def test_skip_policy_publishes_the_rest_and_reports(tmp_path: Path) -> None:
     assert {"../bad", "dev/sda", "evil/pwned"} <= set(reasons)
 
 
-@pytest.mark.parametrize(("limits", "what"), [(Limits(max_entries=50), "entries"), (Limits(max_bytes=10_000), "bytes")])
+@pytest.mark.parametrize(
+    ("limits", "what"), [(Limits(max_entries=50), "entries"), (Limits(max_bytes=10_000), "bytes")]
+)
 def test_tar_bomb_is_stopped_by_limits(tmp_path: Path, limits: Limits, what: str) -> None:
     bomb = [member(f"f{i}", data=b"0" * 1000) for i in range(100)]
     with pytest.raises(UnsafeArchive, match=what):
@@ -86,11 +101,20 @@ def test_tar_bomb_is_stopped_by_limits(tmp_path: Path, limits: Limits, what: str
 
 def test_whiteout_and_opaque_from_handmade_layers(tmp_path: Path) -> None:
     layers = [
-        [member("d/", tarfile.DIRTYPE, mode=0o700), member("d/x", data=b"x"), member("d/y", data=b"y"),
-         member("e/z", data=b"z"), member("secret", data=b"s", mode=0o600)],
-        [member("d/.wh..wh..opq", data=b""), member("d/new", data=b"n"), member("e/.wh.z", data=b""),
-         member("e/.wh.../../outside", data=b"")],
-    ]  # fmt: skip
+        [
+            member("d/", tarfile.DIRTYPE, mode=0o700),
+            member("d/x", data=b"x"),
+            member("d/y", data=b"y"),
+            member("e/z", data=b"z"),
+            member("secret", data=b"s", mode=0o600),
+        ],
+        [
+            member("d/.wh..wh..opq", data=b""),
+            member("d/new", data=b"n"),
+            member("e/.wh.z", data=b""),
+            member("e/.wh.../../outside", data=b""),
+        ],
+    ]
     with pytest.raises(UnsafeArchive, match="unsafe"):
         Publisher(tmp_path / "repo").publish(_image(tmp_path, layers), parse_ref("docker://t/w:1"))  # type: ignore[arg-type]
     result = Publisher(tmp_path / "repo2", policy=Policy.SKIP).publish(

@@ -153,8 +153,8 @@ def test_local_cli_exits_with_worst_state(cops_home: Path) -> None:
     states = [p["state"] for p in data["probes"]]
     worst = max(states, key=lambda s: {0: 0, 1: 1, 3: 2, 2: 3}[s])
     assert proc.returncode == worst, proc.stderr
-    table = subprocess.run(["cops-grid", "validate-site", "local"], capture_output=True, text=True, check=False,
-                           timeout=300)  # fmt: skip
+    argv = ["cops-grid", "validate-site", "local"]
+    table = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     assert table.returncode == worst
     assert "probe" in table.stdout
     assert "image_run" in table.stdout

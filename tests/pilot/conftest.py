@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,7 +118,9 @@ def _udocker_launcher(bindir: Path) -> None:
     except ImportError:
         return
     package = Path(udocker.__file__).parent
-    shutil.copytree(package, bindir.parent / "pylib" / "udocker", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        package, bindir.parent / "pylib" / "udocker", ignore=shutil.ignore_patterns("__pycache__")
+    )
     launcher = bindir / "udocker"
     launcher.write_text(
         f"#!{PYTHON}\nimport sys\nsys.path.insert(0, {str(bindir.parent / 'pylib')!r})\n"
@@ -134,7 +137,7 @@ class PilotResult:
     stdout: str
     stderr: str
     workdir: Path
-    report: dict[str, object] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,7 +182,9 @@ class PilotRunner:
             ns += ["--user", user]
         if no_userns:
             ns.append("--no-userns")
-        path = ":".join([*path_prefix, str(self.node.extra_path), "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"])
+        path = ":".join(
+            [*path_prefix, str(self.node.extra_path), "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
+        )
         full_env = {
             "PATH": path,
             "HOME": home,
@@ -196,7 +201,7 @@ class PilotRunner:
 
     def __call__(self, args: Sequence[str], *, timeout: float = 120, **options: object) -> PilotResult:
         argv, env, workdir = self.command(args, **options)  # type: ignore[arg-type]
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, env=env, check=False, capture_output=True, text=True, timeout=timeout)
         result = PilotResult(proc.returncode, proc.stdout, proc.stderr, workdir)
         report_file = workdir / "report.json"
         if report_file.exists():

@@ -33,7 +33,9 @@ def main() -> None:
         command = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--", *command]
         os.execvp(command[0], command)
     if args.squashfs:
-        subprocess.run(["mount", "-t", "squashfs", "-o", "loop,ro", args.squashfs, args.mountpoint], check=True)
+        subprocess.run(
+            ["mount", "-t", "squashfs", "-o", "loop,ro", args.squashfs, args.mountpoint], check=True
+        )
     if args.hide_cvmfs:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "none", "/cvmfs"], check=True)
     for path in args.readonly:

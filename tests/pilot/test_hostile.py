@@ -35,8 +35,8 @@ def test_broken_runtime_binary_falls_back(run_pilot: PilotRunner) -> None:
     )
     assert result.code == 42, result.stderr
     attempts = result.report["attempts"]
-    assert attempts[0]["status"] == "probe-failed"  # type: ignore[index]
-    assert "libc mismatch" in attempts[0]["reason"]  # type: ignore[index]
+    assert attempts[0]["status"] == "probe-failed"
+    assert "libc mismatch" in attempts[0]["reason"]
     assert result.report["runtime"] == "bubblewrap"
     assert "charliecloud:probe-failed" in str(result.report["breadcrumbs"])
 
@@ -52,9 +52,11 @@ exit 1
 
 def test_start_failure_falls_back_then_244(run_pilot: PilotRunner) -> None:
     fake = _fake_bin(run_pilot, "ch-run", START_FAILS)
-    fallback = run_pilot(["--image", IMAGE, "--runtime", "charliecloud,proot", *PAYLOAD], path_prefix=[str(fake)])
+    fallback = run_pilot(
+        ["--image", IMAGE, "--runtime", "charliecloud,proot", *PAYLOAD], path_prefix=[str(fake)]
+    )
     assert fallback.code == 42, fallback.stderr
-    assert fallback.report["attempts"][0]["status"] == "start-failed"  # type: ignore[index]
+    assert fallback.report["attempts"][0]["status"] == "start-failed"
     assert fallback.report["runtime"] == "proot"
     alone = run_pilot(["--image", IMAGE, "--runtime", "charliecloud", *PAYLOAD], path_prefix=[str(fake)])
     assert alone.code == 244
@@ -70,7 +72,7 @@ def test_user_namespaces_disabled(run_pilot: PilotRunner) -> None:
     order = "charliecloud,bubblewrap,runc,proot"
     result = run_pilot(["--image", IMAGE, "--runtime", order, *PAYLOAD], user="copsuser", no_userns=True)
     assert result.code == 42, result.stderr
-    statuses = {a["name"]: a["status"] for a in result.report["attempts"]}  # type: ignore[union-attr]
+    statuses = {a["name"]: a["status"] for a in result.report["attempts"]}
     assert statuses == {
         "charliecloud": "probe-failed",
         "bubblewrap": "probe-failed",
@@ -145,4 +147,3 @@ def test_bad_arguments(run_pilot: PilotRunner, args: list[str], needle: str) -> 
     (line,) = _error_lines(result.stderr)
     assert needle in line
     assert "Traceback" not in result.stderr
-

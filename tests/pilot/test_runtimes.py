@@ -33,8 +33,22 @@ def test_payload_through_runtime(run_pilot: PilotRunner, rt: str, user: str) -> 
     data = run_pilot.node.workdir(user)
     (data / "in.txt").write_text("bound-input\n")
     result = run_pilot(
-        ["--image", IMAGE, "--runtime", rt, "--env", "FOO=bar baz", "--pass-env", "PASSED"]
-        + ["--bind", f"{data}:/home:ro", "--", "/bin/sh", "-c", PAYLOAD.replace("/data", "/home")],
+        [
+            "--image",
+            IMAGE,
+            "--runtime",
+            rt,
+            "--env",
+            "FOO=bar baz",
+            "--pass-env",
+            "PASSED",
+            "--bind",
+            f"{data}:/home:ro",
+            "--",
+            "/bin/sh",
+            "-c",
+            PAYLOAD.replace("/data", "/home"),
+        ],
         user=user,
         env={"PASSED": "yes", "HOST_ONLY": "secret"},
     )
@@ -84,7 +98,9 @@ def _find_pid(marker: str, deadline: float) -> int:
 @pytest.mark.parametrize(("rt", "user"), [("charliecloud", "copsuser"), *((rt, "root") for rt in AS_ROOT)])
 def test_payload_killed_by_signal(run_pilot: PilotRunner, rt: str, user: str) -> None:
     marker = f"{57 + AS_ROOT.index(rt)}.{os.getpid() % 1000}"
-    argv, env, workdir = run_pilot.command(["--image", IMAGE, "--runtime", rt, "--", "sleep", marker], user=user)
+    argv, env, workdir = run_pilot.command(
+        ["--image", IMAGE, "--runtime", rt, "--", "sleep", marker], user=user
+    )
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         os.kill(_find_pid(marker, time.monotonic() + 60), signal.SIGKILL)
@@ -105,7 +121,7 @@ def test_podman_unprivileged_on_foreign_rootfs_is_refused(run_pilot: PilotRunner
         assert result.report["runtime"] == "podman"
         return
     assert result.code == 241, result.stderr
-    assert result.report["attempts"][0]["status"] == "probe-failed"  # type: ignore[index]
+    assert result.report["attempts"][0]["status"] == "probe-failed"
     assert "error 241" in result.stderr
 
 
@@ -113,6 +129,6 @@ def test_probe_cache_makes_second_run_warm(run_pilot: PilotRunner) -> None:
     first = run_pilot(["--image", IMAGE, "--runtime", "proot", "--", "/bin/true"])
     second = run_pilot(["--image", IMAGE, "--runtime", "proot", "--", "/bin/true"])
     assert first.code == second.code == 0
-    attempt = second.report["attempts"][0]  # type: ignore[index]
+    attempt = second.report["attempts"][0]
     assert attempt["cached"] is True
     assert attempt["probe_seconds"] == 0.0

@@ -114,8 +114,11 @@ def run_campaign(session: Session, campaign: Campaign, *, new: bool = False) -> 
         records.append(record)
         run.jobs[site.name] = record.id
     save_run(session, run)  # ids are known before any backend call
-    if records:
-        submit_records(session, records)
+    for record in records:  # one site's refusal (unknown backend, credentials) must not stop the others
+        try:
+            submit_records(session, [record])
+        except CopsError as exc:
+            log.warning("site job %s (%s) not submitted: %s", record.id, record.backend, exc.message)
     return run
 
 

@@ -58,7 +58,7 @@ class Cli:
 
     def __call__(self, *args: str, timeout: float = 120, cwd: Path | None = None) -> CliResult:
         proc = subprocess.run(
-            self.argv(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd,
+            self.argv(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
             env={**os.environ, "COPS_GRID_HOME": str(self.home), "COLUMNS": "200"},
         )  # fmt: skip
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
@@ -66,4 +66,4 @@ class Cli:
 
 @pytest.fixture
 def cli(cops_home: Path) -> Iterator[Cli]:
-    yield Cli(cops_home)
+    return Cli(cops_home)

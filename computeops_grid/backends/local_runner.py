@@ -88,7 +88,13 @@ def run(jobdir: Path) -> int:
     with open(jobdir / "stdout", "wb") as out, open(jobdir / "stderr", "wb") as err:
         try:
             proc = subprocess.run(
-                spec["argv"], cwd=workdir, env=spec["env"], stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=False
+                spec["argv"],
+                cwd=workdir,
+                env=spec["env"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                check=False,
             )
             code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
         except OSError as exc:

@@ -60,4 +60,4 @@ def get_backend(name: str, config: Config) -> Backend:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in ("backends", name, *err["loc"]))
         raise ConfigError(f"{config.source}: {field}: {err['msg']}") from None
-    return cast("Backend", cls(settings, context(config)))  # type: ignore[call-arg]
+    return cls(settings, context(config))  # type: ignore[call-arg]

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.table import Table
 
 from computeops_grid.cli import output
 from computeops_grid.errors import BackendUnavailable, JobsFailed, UsageError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
-from computeops_grid.logic import follow, submit as submit_logic
+from computeops_grid.logic import follow
+from computeops_grid.logic import submit as submit_logic
 from computeops_grid.logic.backends import backend_overview
 from computeops_grid.logic.session import Session
 from computeops_grid.logic.sync import sync as sync_logic
@@ -23,7 +25,9 @@ def _report_submit(report: submit_logic.SubmitReport) -> None:
     for job_id, why in report.failed.items():
         output.info(f"[red]refused[/] {job_id}: {why}")
     for job_id, why in report.retryable.items():
-        output.info(f"[yellow]not submitted (kept, retry with `cops-grid resubmit {job_id}`)[/] {job_id}: {why}")
+        output.info(
+            f"[yellow]not submitted (kept, retry with `cops-grid resubmit {job_id}`)[/] {job_id}: {why}"
+        )
     if report.unknown:
         output.info(f"[yellow]{len(report.unknown)} job(s) in an unknown state: run `cops-grid sync`[/]")
 
@@ -50,8 +54,12 @@ def _wait_and_show(session: Session, ids: list[str], show_output: bool) -> None:
 
 def submit(
     files: list[Path] = typer.Argument(..., help="Job description YAML files.", show_default=False),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Run on this backend (overrides the files)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the backend-native description; submit nothing."),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", "-b", help="Run on this backend (overrides the files)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the backend-native description; submit nothing."
+    ),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait until the jobs end and print their output."),
     json_out: bool = JSON,
 ) -> None:
@@ -176,8 +184,6 @@ def backends(json_out: bool = JSON) -> None:
     if output.want_json(json_out):
         output.print_json(rows)
         return
-    from rich.table import Table
-
     table = Table(header_style="bold")
     for column in ("BACKEND", "REACHABLE", "CAPABILITIES", "DETAIL"):
         table.add_column(column, overflow="fold")

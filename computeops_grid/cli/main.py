@@ -6,14 +6,21 @@ import importlib
 import logging
 import sys
 import traceback
+import types
 
 import click
 import typer
 
+from computeops_grid import __version__
+from computeops_grid.cli import jobs as jobs_cli
+from computeops_grid.cli.output import err, print_error
+from computeops_grid.errors import CopsError
+
+_typer_click: types.ModuleType
 try:  # recent typer vendors its own copy of click: catch both families
     from typer._click import exceptions as _typer_click
 except ImportError:  # pragma: no cover - older typer uses click itself
-    _typer_click = click.exceptions  # type: ignore[assignment]
+    _typer_click = click.exceptions
 
 
 def _both(name: str) -> tuple[type[BaseException], ...]:
@@ -21,15 +28,10 @@ def _both(name: str) -> tuple[type[BaseException], ...]:
     return tuple(cls for cls in found if isinstance(cls, type))
 
 
-_EXIT = (*_both("Exit"), typer.Exit)
-_ABORT = (*_both("Abort"), KeyboardInterrupt)
-_CLICK = _both("ClickException")
-_USAGE = _both("UsageError")
-
-from computeops_grid import __version__
-from computeops_grid.cli import jobs as jobs_cli
-from computeops_grid.cli.output import err, print_error
-from computeops_grid.errors import CopsError
+_EXIT: tuple[type[BaseException], ...] = (*_both("Exit"), typer.Exit)
+_ABORT: tuple[type[BaseException], ...] = (*_both("Abort"), KeyboardInterrupt)
+_CLICK: tuple[type[BaseException], ...] = _both("ClickException")
+_USAGE: tuple[type[BaseException], ...] = _both("UsageError")
 
 EXIT_CODES = """
 Exit codes: 0 success; 1 unexpected error (rerun with --debug); 2 bad command line;
@@ -72,27 +74,47 @@ def _version(value: bool) -> None:
 def main(
     debug: bool = typer.Option(False, "--debug", help="Log details and show tracebacks."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what is being done."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 jobs_cli.register(app)
-for _name, _module in SUBAPPS.items():
-    try:
-        _sub = importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
-        continue
-    app.add_typer(_sub.app, name=_name)
+CORE_COMMANDS = frozenset(
+    {"submit", "status", "list", "logs", "get", "cancel", "resubmit", "sync", "backends"}
+)
+
+
+def _wanted_subapps(argv: list[str]) -> list[str]:
+    """Import only the sub-app a command line needs (all of them for help): start-up stays fast."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in CORE_COMMANDS:
+        return []
+    if first in SUBAPPS:
+        return [first]
+    return list(SUBAPPS)
+
+
+def mount_subapps(argv: list[str]) -> None:
+    for name in _wanted_subapps(argv):
+        module = SUBAPPS[name]
+        try:
+            sub = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(sub.app, name=name)
 
 
 def run() -> None:
     """Console-script entry: no traceback reaches a user unless --debug."""
     debug = "--debug" in sys.argv
     try:
+        mount_subapps(sys.argv[1:])
         result = app(standalone_mode=False)
     except CopsError as exc:
         if debug:
@@ -114,3 +136,7 @@ def run() -> None:
         err.print("[bold yellow]Hint:[/] rerun with --debug for the traceback and report it")
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    run()

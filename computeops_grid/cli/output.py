@@ -32,7 +32,9 @@ def want_json(flag: bool) -> bool:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    # indented for people; compact (C encoder, ~10x faster) for pipes and scripts
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(data, indent=indent, default=str) + "\n")
 
 
 def raw(text: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from computeops_grid.errors import JobFileError
 from computeops_grid.jobs.model import NAME_RE, JobSpec, RangeSpec
@@ -76,8 +77,8 @@ def _node_at(node: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
     return current
 
 
-def _explain(err: dict[str, Any]) -> str:
-    kind, msg = err["type"], err["msg"]
+def _explain(err: ErrorDetails) -> str:
+    kind, msg = err["type"], str(err["msg"])
     if kind == "extra_forbidden":
         return "unknown field (check the spelling; see etc/examples/ for the known fields)"
     if kind == "missing":
@@ -103,7 +104,9 @@ def _validate(data: Any, node: yaml.Node, path: str, prefix: tuple[str | int, ..
         errors = exc.errors()
         # in a union (parameters: list | range) prefer the error that explains a value
         err = next((e for e in errors if e["type"] == "value_error"), errors[0])
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list["))))
+        loc = tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[")))
+        )
         # pydantic adds union member names ("list[...]", "RangeSpec") to locations; drop them
         loc = tuple(p for p in loc if p not in {"RangeSpec", "str", "int", "float"})
         line = _node_at(node, loc).start_mark.line + 1

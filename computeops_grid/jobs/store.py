@@ -29,6 +29,8 @@ from computeops_grid.jobs.schema import MIGRATIONS, SCHEMA_VERSION
 from computeops_grid.jobs.state import JobState, is_allowed
 
 log = logging.getLogger(__name__)
+# (job id, new state, message, exit code, native id, work dir); None leaves a column as it is
+Change = tuple[str, JobState, "str | None", "int | None", "str | None", "Path | None"]
 
 _COLUMNS = (
     "id, name, backend, state, native_id, bulk_id, idx, parent_id, exit_code, message, "
@@ -216,13 +218,11 @@ class JobStore:
         workdir: Path | None = None,
     ) -> bool:
         """Move one job to ``new``; refuses illegal moves. Returns False when unchanged."""
-        return bool(
-            self.transitions([(job_id, new, message, exit_code, native_id, workdir)], strict=True)
-        )
+        return bool(self.transitions([(job_id, new, message, exit_code, native_id, workdir)], strict=True))
 
     def transitions(
         self,
-        changes: Iterable[tuple[str, JobState, str | None, int | None, str | None, Path | None]],
+        changes: Iterable[Change],
         *,
         strict: bool = False,
     ) -> int:
@@ -301,7 +301,9 @@ class JobStore:
                 (prefix, prefix + "\U0010ffff"),
             ).fetchall()
             if not rows:
-                raise JobNotFound(f"no job {prefix} in the store", hint="`cops-grid list` shows the known jobs")
+                raise JobNotFound(
+                    f"no job {prefix} in the store", hint="`cops-grid list` shows the known jobs"
+                )
             if len(rows) > 1 and rows[0][0] != prefix:
                 raise JobNotFound(f"job id prefix {prefix} is ambiguous", hint="give more characters")
             out.append(rows[0][0])
@@ -332,7 +334,9 @@ class JobStore:
         out: dict[str, str | None] = {}
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
-            out.update(self._db.execute(f"SELECT id, owner FROM jobs WHERE id IN ({marks})", chunk).fetchall())
+            out.update(
+                self._db.execute(f"SELECT id, owner FROM jobs WHERE id IN ({marks})", chunk).fetchall()
+            )
         return out
 
     def history(self, job_id: str) -> list[Transition]:

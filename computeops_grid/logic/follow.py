@@ -31,8 +31,7 @@ def refresh(session: Session, ids: Sequence[str] | None = None) -> list[JobRecor
             log.warning("cannot refresh %d job(s) on %s: %s", len(jobs), name, exc.message)
             continue
         session.store.transitions(
-            (job_id, info.state, info.message, info.exit_code, None, None)
-            for job_id, info in answers.items()
+            (job_id, info.state, info.message, info.exit_code, None, None) for job_id, info in answers.items()
         )
     return session.store.get_many(ids) if ids is not None else session.store.records(states=ACTIVE)
 
@@ -69,11 +68,15 @@ def cancel(session: Session, ids: Sequence[str]) -> list[JobRecord]:
                 hint="run `cops-grid sync` first, then cancel it",
             )
     unsent = [r.id for r in records if r.state == JobState.NEW]
-    session.store.transitions((i, JobState.CANCELLED, "cancelled before submission", None, None, None) for i in unsent)
+    session.store.transitions(
+        (i, JobState.CANCELLED, "cancelled before submission", None, None, None) for i in unsent
+    )
     live = [r for r in records if r.state in ACTIVE]
     for name, jobs in by_backend(live).items():
         session.backend(name).cancel(jobs)
-        session.store.transitions((j.id, JobState.CANCELLED, "cancelled by the user", None, None, None) for j in jobs)
+        session.store.transitions(
+            (j.id, JobState.CANCELLED, "cancelled by the user", None, None, None) for j in jobs
+        )
     return session.store.get_many(ids)
 
 

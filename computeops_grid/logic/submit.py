@@ -19,6 +19,7 @@ from computeops_grid.errors import BackendError
 from computeops_grid.jobs.loader import load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
+from computeops_grid.jobs.store import Change
 from computeops_grid.logic.session import Session, by_backend
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def _chunks(jobs: list[JobRecord]) -> list[list[JobRecord]]:
 
 
 def _record_results(session: Session, results: list[SubmitResult], report: SubmitReport) -> None:
-    changes = []
+    changes: list[Change] = []
     for res in results:
         if res.error is None:
             changes.append((res.job_id, res.state, "", None, res.native_id, None))

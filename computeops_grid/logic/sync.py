@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from computeops_grid.errors import BackendError
 from computeops_grid.jobs.state import JobState
-from computeops_grid.jobs.store import owner_alive
+from computeops_grid.jobs.store import Change, owner_alive
 from computeops_grid.logic.follow import refresh
 from computeops_grid.logic.session import Session, by_backend
 from computeops_grid.logic.submit import Progress, SubmitReport, submit_claimed
@@ -41,11 +41,13 @@ def _resolve_submitting(session: Session, report: SyncReport) -> None:
             log.warning("cannot look up %d job(s) on %s: %s", len(jobs), name, exc.message)
             report.still_unknown.extend(j.id for j in jobs)
             continue
-        changes = []
+        changes: list[Change] = []
         for job in jobs:
             hit = found.get(job.id)
             if hit is None:
-                changes.append((job.id, JobState.NEW, "not found on the backend after a crash", None, None, None))
+                changes.append(
+                    (job.id, JobState.NEW, "not found on the backend after a crash", None, None, None)
+                )
                 report.reset.append(job.id)
             else:
                 changes.append((job.id, hit.state, "found on the backend by sync", None, hit.native_id, None))

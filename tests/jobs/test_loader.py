@@ -83,7 +83,9 @@ def test_memory_sizes(text: str | int, size: int) -> None:
     assert parse_memory(text) == size
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("1-00:00:00", 86400), ("01:30", 5400), (15, 900), ("0:00:30", 30)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1-00:00:00", 86400), ("01:30", 5400), (15, 900), ("0:00:30", 30)]
+)
 def test_walltimes(text: str | int, seconds: int) -> None:
     assert parse_walltime(text) == seconds
 
@@ -94,4 +96,5 @@ def test_spec_round_trips_through_json() -> None:
     spec = load_specs(ROOT / "etc" / "examples" / "hello.yaml")[0]
     again = JobSpec.model_validate_json(spec.model_dump_json())
     assert again == spec
-    assert again.resources.memory == 512 * 2**20 and again.resources.walltime == 600
+    assert again.resources.memory == 512 * 2**20
+    assert again.resources.walltime == 600

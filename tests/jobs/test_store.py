@@ -30,7 +30,9 @@ def store(tmp_path: Path) -> JobStore:
 def test_add_and_read_back(store: JobStore) -> None:
     store.add(records(3))
     rec = store.get("j00001")
-    assert rec.state == JobState.NEW and rec.spec == SPEC and rec.created > 0
+    assert rec.state == JobState.NEW
+    assert rec.spec == SPEC
+    assert rec.created > 0
     assert [s.id for s in store.summaries()] == ["j00000", "j00001", "j00002"]
     assert [h.to_state for h in store.history("j00001")] == [JobState.NEW]
 
@@ -44,7 +46,13 @@ def test_legal_path_is_recorded_in_history(store: JobStore) -> None:
     rec = store.get("j00000")
     assert (rec.state, rec.native_id, rec.exit_code) == (JobState.COMPLETED, "123", 0)
     states = [h.to_state for h in store.history("j00000")]
-    assert states == [JobState.NEW, JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING, JobState.COMPLETED]
+    assert states == [
+        JobState.NEW,
+        JobState.SUBMITTING,
+        JobState.QUEUED,
+        JobState.RUNNING,
+        JobState.COMPLETED,
+    ]
     times = [h.at for h in store.history("j00000")]
     assert times == sorted(times)
 
@@ -81,8 +89,15 @@ def test_final_states_are_final() -> None:
 def test_non_strict_batch_skips_regressions(store: JobStore) -> None:
     store.add(records(2))
     store.claim(["j00000", "j00001"])
-    store.transitions([("j00000", JobState.COMPLETED, "", 0, "n0", None), ("j00001", JobState.QUEUED, "", None, "n1", None)])
-    changed = store.transitions([("j00000", JobState.RUNNING, "", None, None, None), ("j00001", JobState.RUNNING, "", None, None, None)])
+    store.transitions(
+        [("j00000", JobState.COMPLETED, "", 0, "n0", None), ("j00001", JobState.QUEUED, "", None, "n1", None)]
+    )
+    changed = store.transitions(
+        [
+            ("j00000", JobState.RUNNING, "", None, None, None),
+            ("j00001", JobState.RUNNING, "", None, None, None),
+        ]
+    )
     assert changed == 1
     assert store.get("j00000").state == JobState.COMPLETED
     assert store.get("j00001").state == JobState.RUNNING

@@ -68,7 +68,8 @@ def test_kill_minus_9_during_bulk_submit_then_sync_runs_each_job_once(cli: Cli, 
         cli("status", "--json")
         time.sleep(1)
     rows = cli("list", "--json").json()
-    assert isinstance(rows, list) and len(rows) == N
+    assert isinstance(rows, list)
+    assert len(rows) == N
     assert {r["state"] for r in rows} == {"completed"}
     assert sorted(r["name"] for r in rows) == sorted(f"bulk-{i}" for i in range(N))
     jobdirs = [d for d in (cli.home / "jobs" / "local").iterdir() if not d.name.startswith(".")]

@@ -32,19 +32,26 @@ def test_hello_example_prints_payload_output_and_is_listed_completed(cli: Cli, t
     assert result.code == 0, result.stderr
     assert "Hello from Linux in a container, job hello" in result.stdout
     rows = cli("list", "--json").json()
-    assert isinstance(rows, list) and len(rows) == 1
-    assert rows[0]["state"] == "completed" and rows[0]["exit_code"] == 0
+    assert isinstance(rows, list)
+    assert len(rows) == 1
+    assert rows[0]["state"] == "completed"
+    assert rows[0]["exit_code"] == 0
     fetched = cli("get", rows[0]["id"], "-o", str(tmp_path / "out"), "--json")
     assert fetched.code == 0, fetched.stderr
     assert (tmp_path / "out" / "result.txt").read_text() == "done\n"
     report = json.loads((tmp_path / "out" / "cops-report.json").read_text())
-    assert report["exit_code"] == 0 and report["runtime"]
+    assert report["exit_code"] == 0
+    assert report["runtime"]
 
 
 def test_payload_runs_contained_in_its_workdir_with_job_env(cli: Cli, tmp_path: Path) -> None:
     job = write_job(
         tmp_path / "j.yaml",
-        arguments=["-c", "pwd; echo $MYVAR; cat /etc/passwd | head -1; ls /bin/busybox; test -e /etc/debian_version || echo no-host-etc"],
+        arguments=[
+            "-c",
+            "pwd; echo $MYVAR; head -1 /etc/passwd; ls /bin/busybox;"
+            " test -e /etc/debian_version || echo no-host-etc",
+        ],
         environment={"MYVAR": "from-the-job"},
     )
     result = cli("submit", str(job), "--wait")
@@ -85,7 +92,8 @@ def test_cancel_stops_a_running_job_and_its_processes(cli: Cli, tmp_path: Path) 
     jobdir = cli.home / "jobs" / "local" / job_id
     pgid = int((jobdir / "runner.pid").read_text())
     result = cli("cancel", job_id)
-    assert result.code == 0 and "cancelled" in result.stdout
+    assert result.code == 0
+    assert "cancelled" in result.stdout
     assert job_row(cli, job_id)["state"] == "cancelled"
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
@@ -96,7 +104,8 @@ def test_parametric_job_outputs_per_element(cli: Cli, tmp_path: Path) -> None:
     result = cli("submit", str(EXAMPLES / "parametric.yaml"), "--wait", timeout=300)
     assert result.code == 0, result.stderr
     rows = cli("list", "--json").json()
-    assert isinstance(rows, list) and len(rows) == 10
+    assert isinstance(rows, list)
+    assert len(rows) == 10
     assert len({r["bulk_id"] for r in rows}) == 1
     assert sorted(r["index"] for r in rows) == list(range(10))
     sim4 = next(r for r in rows if r["name"] == "sim-4")
@@ -112,8 +121,10 @@ def test_resubmit_of_a_failed_job_creates_a_linked_copy(cli: Cli, tmp_path: Path
     again = cli("resubmit", old_id, "--wait")
     assert again.code == 8  # it fails again, the same way
     rows = cli("list", "--json").json()
-    assert isinstance(rows, list) and len(rows) == 2
-    assert rows[1]["exit_code"] == 3 and rows[1]["id"] != old_id
+    assert isinstance(rows, list)
+    assert len(rows) == 2
+    assert rows[1]["exit_code"] == 3
+    assert rows[1]["id"] != old_id
 
 
 def test_dry_run_prints_the_wrapper_command_and_stores_nothing(cli: Cli) -> None:

@@ -24,7 +24,6 @@ Site configuration (INI, section [pilot]) comes from --config, $COPS_PILOT_CONFI
 import argparse
 import contextlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -35,10 +34,20 @@ import tempfile
 import threading
 import time
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: F401 (type comments)
+
+MYPY = False
+if MYPY:  # typing costs ~10 ms of start-up; the annotations are type comments, checked by mypy
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: F401
 
 __version__ = "0.1.1"
-LOG = logging.getLogger("cops-pilot")
+VERBOSE = []  # type: List[bool]  # set by -v; the wrapper avoids importing logging (start-up time)
+
+
+def log(message, *args):
+    # type: (str, Any) -> None
+    if VERBOSE:
+        sys.stderr.write("cops-pilot: " + (message % args if args else message) + "\n")
+
 
 EXIT_BAD_ARGS = 240
 EXIT_NO_RUNTIME = 241
@@ -146,13 +155,13 @@ def split_list(text):
 
 def load_settings(config_file, environ):
     # type: (Optional[str], Mapping[str, str]) -> Settings
-    import configparser
-
     settings = Settings()
     path = config_file or environ.get("COPS_PILOT_CONFIG") or ""
     if not path and os.path.isfile(SYSTEM_CONFIG):
         path = SYSTEM_CONFIG
     if path:
+        import configparser  # only when there is a file: keeps start-up fast
+
         parser = configparser.ConfigParser(interpolation=None)
         try:
             with open(path) as handle:
@@ -786,7 +795,7 @@ class ProbeCache(object):
                 json.dump(data, handle)
             os.replace(tmp, self.path)
         except OSError as exc:
-            LOG.info("probe cache not written: %s", exc)
+            log("probe cache not written: %s", exc)
 
 
 def probe_command(image):
@@ -1150,7 +1159,7 @@ class Job(object):
         for name in order:
             attempt = consider(name, launch.image, launch, cache, path_env, launch.scratch)
             self.report["attempts"].append(attempt.as_dict())
-            LOG.info("%s", attempt.crumb())
+            log("%s", attempt.crumb())
             if attempt.status != "ok":
                 continue
             rt = runtime(name)
@@ -1267,9 +1276,8 @@ def main(argv=None):
     job = None  # type: Optional[Job]
     try:
         args = parse_args(list(sys.argv[1:] if argv is None else argv))
-        logging.basicConfig(
-            level=logging.INFO if args.verbose else logging.WARNING, format="cops-pilot: %(message)s"
-        )
+        if args.verbose:
+            VERBOSE.append(True)
         settings = load_settings(args.config, os.environ)
         if args.list_runtimes:
             return list_runtimes(args, settings)
@@ -1279,7 +1287,10 @@ def main(argv=None):
         sys.stderr.write(error.line() + "\n")
         return job.fail(error) if job else error.code
     except Exception as exc:  # noqa: BLE001 - the wrapper never shows a traceback to a pilot
-        LOG.debug("internal error", exc_info=True)
+        if VERBOSE:
+            import traceback
+
+            traceback.print_exc()
         failure = PilotError(
             EXIT_INTERNAL,
             "internal error: {}: {}".format(type(exc).__name__, exc),

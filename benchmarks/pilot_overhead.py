@@ -77,15 +77,14 @@ def measure(pilot: ModuleType, runtime: str, rootfs: Path, base: Path, runs: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--runtimes", default="charliecloud,bubblewrap,proot,runc,udocker")
+    parser.add_argument("--runtimes", default="charliecloud,bubblewrap,proot,runc")
     args = parser.parse_args()
     pilot = load_wrapper()
     base = Path(tempfile.mkdtemp(prefix="cops-pilot-bench-"))
     try:
         rootfs = make_rootfs(base / "rootfs")
-        print(
-            f"{'runtime':<13} {'direct ms':>9} {'wrapper ms':>10} {'added ms':>8} {'ratio':>6} {'cold ms':>8}"
-        )
+        header = ("runtime", "direct ms", "wrapper ms", "added ms", "ratio", "setup ms", "cold ms")
+        print("{:<13} {:>9} {:>10} {:>8} {:>6} {:>8} {:>8}".format(*header))
         python_ms = 0.0
         for runtime in args.runtimes.split(","):
             try:

@@ -216,7 +216,7 @@ class DiracXBackend:
         ids = [found[jdl.job_name(j)] for j in members if jdl.job_name(j) in found]
         if len(ids) != len(members):
             raise BackendError(f"parametric submission created {len(ids)} of {len(members)} jobs")
-        self.client.set_status({i: {"Status": "Received", "MinorStatus": "Job accepted"} for i in ids})
+        self.client.set_status({i: [{"Status": "Received", "MinorStatus": "Job accepted"}] for i in ids})
         return ids
 
     # -- queries -----------------------------------------------------------------
@@ -250,7 +250,7 @@ class DiracXBackend:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             self.client.set_status(
-                {i: {"Status": "Killed", "MinorStatus": "Killed by cops-grid"} for i in chunk}
+                {i: [{"Status": "Killed", "MinorStatus": "Killed by cops-grid"}] for i in chunk}
             )
 
     # -- results -----------------------------------------------------------------

@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -187,13 +188,27 @@ class DiracXClient:
             page += 1
         return rows
 
-    def set_status(self, updates: dict[int, dict[str, str]]) -> dict[str, Any]:
-        """Set Status/MinorStatus/ApplicationStatus; a kill is ``Status: Killed`` (no kill route)."""
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
-        body = {str(jid): {stamp: {"Source": "cops-grid", **fields}} for jid, fields in updates.items()}
+    def set_status(self, updates: Mapping[int, Sequence[Mapping[str, str]]]) -> dict[str, Any]:
+        """Record status changes, each job's in order (one timestamp each, 1 µs apart).
+
+        There is no kill route: a kill is ``Status: Killed``. The server applies DIRAC's
+        state machine and silently ignores an invalid transition, so callers re-read.
+        """
+        now = datetime.now(timezone.utc)
+        body = {
+            str(jid): {
+                (now + timedelta(microseconds=i)).isoformat(): {"Source": "cops-grid", **fields}
+                for i, fields in enumerate(steps)
+            }
+            for jid, steps in updates.items()
+        }
         with self.calling("status update"):
             result: dict[str, Any] = self.api.jobs.set_job_statuses(body)
         return result
+
+    def heartbeat(self, job_id: int, wall_seconds: float) -> None:
+        with self.calling("heartbeat"):
+            self.api.jobs.add_heartbeat({str(job_id): {"WallClockTime": wall_seconds}})
 
     def stored_jdl(self, job_id: int) -> str:
         """The JDL the server stored for a waiting job.

@@ -108,8 +108,13 @@ def job_name(record: JobRecord) -> str:
 
 
 def arguments(record: JobRecord, opts: JdlOptions) -> list[str]:
-    """The wrapper's arguments (``pilot_argv`` without the interpreter and the file)."""
-    argv = pilot_argv(record.spec, pilot=PILOT_FILE, python=opts.python, image_root=opts.image_root)
+    """The wrapper's arguments (``pilot_argv`` without the interpreter and the file).
+
+    ``--workdir .``: DIRAC runs a job in its own directory, where the sandboxes are.
+    """
+    argv = pilot_argv(
+        record.spec, pilot=PILOT_FILE, python=opts.python, image_root=opts.image_root, workdir="."
+    )
     return argv[2:]
 
 

@@ -57,6 +57,7 @@ app = typer.Typer(
 # sub-command groups, each a module with ``app``; mounted when present
 SUBAPPS = {
     "pilot": "computeops_grid.cli.pilot",
+    "diracx": "computeops_grid.cli.diracx",
     "image": "computeops_grid.cli.image",
     "proxy": "computeops_grid.cli.proxy",
     "bench": "computeops_grid.cli.bench",

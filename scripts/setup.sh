@@ -49,6 +49,8 @@ example)
     cops-grid list --json | python3 -c 'import json,sys; [print(j["id"], j["name"], j["state"], "exit", j["exit_code"]) for j in json.load(sys.stdin)]'
     ;;
 test)
+    say "installing the test-only backend plugin (proves entry-point registration)"
+    python3 -m pip install -q --disable-pip-version-check -e tests/plugins
     say "python3 -m pytest"
     set +e
     python3 -m pytest "${@:2}"

@@ -104,14 +104,16 @@ class LocalBackend:
         return tmp
 
     def _spawn(self, jobdir: Path) -> None:
-        subprocess.Popen(
-            [self.settings.python, "-m", local_runner.__name__, str(jobdir)],
-            start_new_session=True,
+        """Start the job's runner fully detached: ``setsid --fork`` returns at once and the
+        runner, in its own session, is re-parented to init (no zombie, survives the CLI)."""
+        subprocess.run(
+            ["setsid", "--fork", self.settings.python, "-m", local_runner.__name__, str(jobdir)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             close_fds=True,
             cwd="/",
+            check=True,
         )
 
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:

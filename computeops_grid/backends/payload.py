@@ -10,6 +10,7 @@ the contract between the client and the worker node:
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from computeops_grid.jobs.model import JobSpec
@@ -22,7 +23,7 @@ def wrapper_path() -> Path:
     """The pilot wrapper file shipped with this installation."""
     candidates = [
         Path(__file__).resolve().parents[2] / "pilot" / PILOT_FILE,  # source tree / editable install
-        Path(__file__).resolve().parents[1] / "_pilot" / PILOT_FILE,  # wheel (package data)
+        Path(sys.prefix) / "share" / "cops-grid" / "pilot" / PILOT_FILE,  # wheel (data_files)
     ]
     for path in candidates:
         if path.is_file():

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from computeops_grid.cli import output
-from computeops_grid.errors import BackendUnavailable, JobsFailed, UsageError
+from computeops_grid.errors import BackendError, BackendUnavailable, JobsFailed
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic import follow
@@ -83,7 +83,10 @@ def submit(
                 hint="they are kept in the store: `cops-grid resubmit ID...` or `cops-grid sync`",
             )
         if report.failed and not report.submitted:
-            raise UsageError("no job was accepted")
+            raise BackendError(
+                f"no job was accepted: {next(iter(report.failed.values()))}",
+                hint="fix the job or the backend settings, then `cops-grid resubmit ID...`",
+            )
         if wait:
             _wait_and_show(session, report.submitted, show_output=len(report.submitted) <= 10)
 

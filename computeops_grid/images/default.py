@@ -22,7 +22,22 @@ from computeops_grid.errors import CopsError
 
 BUSYBOX = Path("/bin/busybox")
 PUBLIC = Path("registry.hub.docker.com/library/busybox:latest")
-_DIRS = ("bin", "usr/bin", "sbin", "etc", "tmp", "var/tmp", "dev", "proc", "sys", "home", "root", "mnt", "cvmfs")
+_DIRS = (
+    "bin",
+    "usr/bin",
+    "sbin",
+    "etc",
+    "tmp",
+    "var/tmp",
+    "dev",
+    "proc",
+    "sys",
+    "home",
+    "root",
+    "mnt",
+    "srv",  # the pilot wrapper binds the job's scratch here (charliecloud/runc need the mount point)
+    "cvmfs",
+)
 _ETC = {
     "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     "etc/group": "root:x:0:\nnogroup:x:65534:\n",
@@ -55,8 +70,12 @@ def _digest(busybox: Path) -> str:
     config = {
         "architecture": "amd64" if os.uname().machine == "x86_64" else os.uname().machine,
         "os": "linux",
-        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["sh"],
+        },
         "busybox_sha256": hashlib.sha256(busybox.read_bytes()).hexdigest(),
+        "layout": list(_DIRS),
     }
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
@@ -64,12 +83,12 @@ def _digest(busybox: Path) -> str:
 def ensure_default_image(image_root: Path, busybox: Path = BUSYBOX) -> Path:
     """Build (once) and return the path of ``docker://busybox:latest`` under ``image_root``."""
     public = image_root / PUBLIC
-    if public.is_dir() and (public / "bin" / "sh").exists():
-        return public
     if not busybox.is_file():
         raise CopsError(f"{busybox} not found", hint="apt-get install busybox-static")
     digest = _digest(busybox)
     flat = image_root / ".flat" / digest[:2] / digest
+    if public.is_dir() and public.resolve() == flat.resolve() and (flat / "bin" / "sh").exists():
+        return public
     if not flat.is_dir():
         flat.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=flat.parent))

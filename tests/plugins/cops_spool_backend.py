@@ -1,0 +1,86 @@
+"""A third-party backend, installed only for the tests: proves entry-point registration.
+
+It "runs" a job by writing its description into a spool directory, and lets the tests
+set the failure modes that real CEs show: refusing connections (``down``), refusing the
+job (``refuse``) and dropping the connection after accepting a job (``drop_after_accept``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from computeops_grid.backends.base import (
+    BackendContext,
+    BackendSettings,
+    Capability,
+    Health,
+    StatusInfo,
+    SubmitResult,
+)
+from computeops_grid.errors import BackendError, BackendUnavailable
+from computeops_grid.jobs.record import JobRecord
+from computeops_grid.jobs.state import JobState
+
+
+class SpoolSettings(BackendSettings):
+    spool: Path
+    down: bool = False
+    refuse: bool = False
+    drop_after_accept: bool = False
+
+
+class SpoolBackend:
+    name: ClassVar[str] = "spool"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.BULK_SUBMIT, Capability.CANCEL})
+    Settings: ClassVar[type[BackendSettings]] = SpoolSettings
+
+    def __init__(self, settings: SpoolSettings, context: BackendContext) -> None:
+        self.settings = settings
+        self.ctx = context
+
+    def _path(self, job: JobRecord) -> Path:
+        return self.settings.spool / f"{job.id}.json"
+
+    def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
+        if self.settings.down:
+            err = BackendUnavailable("connection refused", backend=self.name)
+            return [SubmitResult(j.id, error=err) for j in jobs]
+        if self.settings.refuse:
+            err = BackendError("job description rejected: Queue 'nosuch' unknown", backend=self.name)
+            return [SubmitResult(j.id, error=err) for j in jobs]
+        self.settings.spool.mkdir(parents=True, exist_ok=True)
+        for job in jobs:
+            self._path(job).write_text(json.dumps({"id": job.id, "state": "queued"}))
+        if self.settings.drop_after_accept:
+            raise BackendUnavailable("connection reset by peer after sending", backend=self.name)
+        return [SubmitResult(j.id, native_id=f"spool-{j.id}") for j in jobs]
+
+    def lookup(self, jobs: Sequence[JobRecord]) -> dict[str, SubmitResult | None]:
+        return {j.id: SubmitResult(j.id, f"spool-{j.id}") if self._path(j).exists() else None for j in jobs}
+
+    def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        out = {}
+        for job in jobs:
+            if self._path(job).exists():
+                state = json.loads(self._path(job).read_text())["state"]
+                out[job.id] = StatusInfo(JobState(state), native_state=state)
+        return out
+
+    def cancel(self, jobs: Sequence[JobRecord]) -> None:
+        for job in jobs:
+            self._path(job).write_text(json.dumps({"id": job.id, "state": "cancelled"}))
+
+    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
+        return []
+
+    def logs(self, job: JobRecord) -> str:
+        return ""
+
+    def describe(self, jobs: Sequence[JobRecord]) -> str:
+        return "".join(f"spool {j.id} {j.name}\n" for j in jobs)
+
+    def check(self) -> Health:
+        return Health(not self.settings.down, "spool directory" if not self.settings.down else "down")

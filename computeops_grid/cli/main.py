@@ -8,7 +8,6 @@ import sys
 import traceback
 import types
 
-import click
 import typer
 
 from computeops_grid import __version__
@@ -16,15 +15,23 @@ from computeops_grid.cli import jobs as jobs_cli
 from computeops_grid.cli.output import err, print_error
 from computeops_grid.errors import CopsError
 
-_typer_click: types.ModuleType
-try:  # recent typer vendors its own copy of click: catch both families
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _typer_click = click.exceptions
+
+def _click_modules() -> list[types.ModuleType]:
+    """Exception modules of click: recent typer vendors its own copy, older typer uses click."""
+    found = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return found
+
+
+_CLICK_MODULES = _click_modules()
 
 
 def _both(name: str) -> tuple[type[BaseException], ...]:
-    found = {getattr(mod, name, None) for mod in (click.exceptions, _typer_click)}
+    found = {getattr(mod, name, None) for mod in _CLICK_MODULES}
     return tuple(cls for cls in found if isinstance(cls, type))
 
 

@@ -196,19 +196,28 @@ class DiracXBackend:
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
         results: dict[str, SubmitResult] = {}
         for members, texts in self._plan(jobs):
-            try:
-                ids = self.client.submit(texts)
-            except BackendError as exc:
-                if exc.transient:
-                    raise
-                err = BackendError(jdl.diagnose(texts[0], exc.message), backend=self.name, hint=exc.hint)
-                results.update({j.id: SubmitResult(j.id, error=err) for j in members})
-                continue
-            if len(texts) == 1 and len(members) > 1:
-                ids = self._confirm_parametric(members)
-            for job, native in zip(members, ids):
-                results[job.id] = SubmitResult(job.id, native_id=str(native), state=JobState.QUEUED)
+            for res in self._submit_call(members, texts):
+                results[res.job_id] = res
         return [results[j.id] for j in jobs]
+
+    def _submit_call(self, members: list[JobRecord], texts: list[str]) -> list[SubmitResult]:
+        """One submit call. When the server refuses a batch, the jobs are retried one by one
+        (after checking that none was created) so that each refusal names its own JDL."""
+        try:
+            ids = self.client.submit(texts)
+        except BackendError as exc:
+            if exc.transient:
+                raise
+            if len(texts) == 1:
+                err = BackendError(jdl.diagnose(texts[0], exc.message), hint=exc.hint)
+                return [SubmitResult(j.id, error=err) for j in members]
+            found = self.lookup(members)
+            done = [r for r in found.values() if r is not None]
+            todo = [(j, t) for j, t in zip(members, texts) if found[j.id] is None]
+            return done + [res for j, t in todo for res in self._submit_call([j], [t])]
+        if len(texts) == 1 and len(members) > 1:
+            ids = self._confirm_parametric(members)
+        return [SubmitResult(j.id, native_id=str(n), state=JobState.QUEUED) for j, n in zip(members, ids)]
 
     def _confirm_parametric(self, members: list[JobRecord]) -> list[int]:
         """Parametric jobs wait in ``Submitting`` until their owner confirms them (DiracX 0.7.0)."""

@@ -1,0 +1,78 @@
+"""Fixtures for the DiracX tests: one real DiracX server (+ moto S3) for the session."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from computeops_grid.backends.base import BackendContext
+from computeops_grid.backends.diracx import DiracXBackend, DiracXSettings
+from computeops_grid.backends.diracx_client import DiracXClient
+from computeops_grid.backends.payload import wrapper_path
+from tests.services.diracx import DiracXServer
+
+
+@pytest.fixture(scope="session")
+def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXServer]:
+    """A real DiracX 0.7.0 server on 127.0.0.1 (SQLite DBs, moto S3), started once."""
+    server = DiracXServer(tmp_path_factory.mktemp("diracx")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def alice(diracx_server: DiracXServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's credentials file (a real token from the server's legacy exchange)."""
+    return diracx_server.write_credentials(tmp_path_factory.mktemp("alice") / "credentials.json")
+
+
+@pytest.fixture
+def backend(diracx_server: DiracXServer, alice: Path, tmp_path: Path, image_root: Path) -> DiracXBackend:
+    ctx = BackendContext(
+        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=image_root, pilot=wrapper_path()
+    )
+    return DiracXBackend(DiracXSettings(url=diracx_server.url, credentials=alice), ctx)
+
+
+@pytest.fixture
+def client(diracx_server: DiracXServer, alice: Path) -> Iterator[DiracXClient]:
+    with DiracXClient(diracx_server.url, alice) as cli:
+        yield cli
+
+
+@pytest.fixture
+def pilot_env(image_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The worker-node environment: the wrapper finds images in the test image root."""
+    monkeypatch.setenv("COPS_PILOT_IMAGE_ROOT", str(image_root))
+    return {**os.environ, "COPS_PILOT_IMAGE_ROOT": str(image_root)}
+
+
+def expired_copy(creds: Path, dest: Path) -> Path:
+    """A credentials file whose access and refresh tokens both expired an hour ago.
+
+    The claims are re-encoded without a valid signature: the client must refuse the
+    file before sending anything, so the server never sees it.
+    """
+    data = json.loads(creds.read_text())
+
+    def expire(token: str) -> str:
+        head, payload, sig = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims["exp"] = 1_700_000_000
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"{head}.{body}.{sig}"
+
+    data["access_token"] = expire(data["access_token"])
+    data["refresh_token"] = expire(data["refresh_token"])
+    data["expires_on"] = 1_700_000_000
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    return dest

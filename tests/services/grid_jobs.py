@@ -13,6 +13,7 @@ from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 
 STAND_IN = Path(__file__).with_name("pilot_stand_in.py")
+IMAGE_ROOTS: list[Path] = []  # the session's image repository, set by the arc_ce fixture
 
 
 def pilot_file() -> Path:
@@ -52,3 +53,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, step: float =
             return
         time.sleep(step)
     raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def image_root() -> Path:
+    """A world-readable image repository with ``docker://busybox:latest`` (jobs may run as nobody)."""
+    from computeops_grid.images.default import ensure_default_image
+    from tests.services.slurm import world_dir
+
+    root = world_dir("cops-grid-images-")
+    ensure_default_image(root)
+    return root

@@ -7,7 +7,7 @@ import pytest
 
 from computeops_grid.backends.base import BackendContext
 from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
-from tests.services.grid_jobs import pilot_file
+from tests.services.grid_jobs import image_root, pilot_file
 from tests.services.slurm import SlurmCluster, start_slurm, world_dir
 
 
@@ -16,6 +16,15 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     cluster = start_slurm()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def images() -> Iterator[Path]:
+    import shutil
+
+    root = image_root()
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,194 @@
+"""ARC CE backend (ARC 6/7) over the REST interface: bulk ADL submit, delegation, uploads.
+
+Every job runs the pilot wrapper as its executable (uploaded with the inputs). The job
+name on the CE is ``cops-<id>``, which is how :meth:`lookup` finds a job whose submit
+reply was lost, without submitting it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from computeops_grid.backends import arc_desc as desc
+from computeops_grid.backends import arc_states
+from computeops_grid.backends.arc_rest import ArcRest, Uncertain
+from computeops_grid.backends.base import (
+    BackendContext,
+    BackendSettings,
+    Capability,
+    Health,
+    StatusInfo,
+    SubmitResult,
+)
+from computeops_grid.backends.jobdir import input_sources
+from computeops_grid.backends.payload import PILOT_FILE
+from computeops_grid.backends.retry import with_retries
+from computeops_grid.errors import BackendError, CopsError
+from computeops_grid.jobs.record import JobRecord
+from computeops_grid.jobs.state import JobState
+
+log = logging.getLogger(__name__)
+
+
+def default_proxy() -> str:
+    return os.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"  # noqa: S108 - grid convention
+
+
+class ArcSettings(BackendSettings):
+    ce: str  # arc://host[:port], host[:port] or https://host:port/arex
+    queue: str | None = None
+    vo: str | None = None  # the VO the proxy must carry (preflight)
+    proxy: str | None = None  # default: $X509_USER_PROXY, then /tmp/x509up_u<uid>
+    ca_dir: str | None = None  # default: $X509_CERT_DIR, then /etc/grid-security/certificates
+    runtime_environments: list[str] = []
+    gpu_runtime_environment: str | None = None
+    image_root: str | None = None  # image repository as the worker nodes see it
+    description_format: Literal["adl", "xrsl"] = "adl"  # what --dry-run prints
+    timeout: float = 30.0
+
+
+class ArcBackend:
+    """One ARC CE reached over REST with the user's VOMS proxy."""
+
+    name: ClassVar[str] = "arc"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.BULK_SUBMIT,
+            Capability.CANCEL,
+            Capability.OUTPUTS,
+            Capability.LOGS,
+            Capability.CONTAINERS,
+            Capability.DETACHED,
+            Capability.GPU,
+        }
+    )
+    Settings: ClassVar[type[BackendSettings]] = ArcSettings
+
+    def __init__(self, settings: ArcSettings, context: BackendContext) -> None:
+        self.settings = settings
+        self.context = context
+        self.proxy = Path(settings.proxy or default_proxy())
+        ca_dir = settings.ca_dir or os.environ.get("X509_CERT_DIR") or "/etc/grid-security/certificates"
+        self.rest = ArcRest(settings.ce, self.proxy, ca_dir, timeout=settings.timeout, name=self.name)
+        self.opts = desc.DescOptions(
+            queue=settings.queue,
+            runtime_environments=tuple(settings.runtime_environments),
+            gpu_runtime_environment=settings.gpu_runtime_environment,
+            image_root=settings.image_root,
+        )
+
+    def _job_id(self, job: JobRecord) -> str:
+        return (job.native_id or "").rstrip("/").rsplit("/", 1)[-1]
+
+    def _native(self, ce_id: str) -> str:
+        return f"{self.rest.api}/jobs/{ce_id}"
+
+    # -- submit ---------------------------------------------------------------------
+
+    def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
+        """All descriptions in one request, then the wrapper and inputs into each session dir."""
+        for job in jobs:
+            input_sources(job)  # a missing input is the job file's fault: refuse before the CE sees it
+        delegation = with_retries(self.rest.delegate, what="delegation")
+        document = desc.adl_bulk(list(jobs), self.opts, delegation)
+        try:
+            replies = with_retries(lambda: self.rest.submit(document), what="submit")
+        except Uncertain:
+            raise  # the CE may have the jobs: `sync` looks them up, never submit twice
+        except BackendError as exc:
+            if exc.transient:
+                return [SubmitResult(job_id=j.id, error=exc) for j in jobs]
+            raise
+        if len(replies) != len(jobs):
+            raise Uncertain(
+                f"the CE {self.rest.base} answered {len(replies)} results for {len(jobs)} jobs",
+                backend=self.name,
+            )
+        return [self._accepted(job, reply) for job, reply in zip(jobs, replies)]
+
+    def _accepted(self, job: JobRecord, reply: dict[str, object]) -> SubmitResult:
+        if str(reply.get("status-code")) != "201" or "id" not in reply:
+            reason = reply.get("reason") or reply.get("status-code")
+            error = BackendError(f"the CE {self.rest.base} refused the job: {reason}", backend=self.name)
+            return SubmitResult(job_id=job.id, error=error)
+        ce_id = str(reply["id"])
+        self.rest.upload(ce_id, PILOT_FILE, self.context.pilot.read_bytes())
+        for src in input_sources(job):
+            self.rest.upload(ce_id, src.name, src.read_bytes())
+        return SubmitResult(job_id=job.id, native_id=self._native(ce_id), state=JobState.QUEUED)
+
+    # -- status, lookup, cancel -----------------------------------------------------
+
+    def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """One bulk ``status`` call; finished jobs get exit code and failure reason from ``info``."""
+        ids = {self._job_id(j): j for j in jobs if j.native_id}
+        states = self.rest.status(list(ids))
+        final = [i for i, s in states.items() if s.upper() in arc_states.FINAL_NATIVE]
+        details = self.rest.activities(final) if final else {}
+        result: dict[str, StatusInfo] = {}
+        for ce_id, native in states.items():
+            activity = details.get(ce_id, {})
+            code = activity.get("ExitCode")
+            exit_code = int(code) if isinstance(code, str) and code.lstrip("-").isdigit() else None
+            info = arc_states.to_status(native, exit_code, str(activity.get("Error", "")))
+            if info is not None and ce_id in ids:
+                result[ids[ce_id].id] = info
+        return result
+
+    def lookup(self, jobs: Sequence[JobRecord]) -> dict[str, SubmitResult | None]:
+        """Find jobs by their name ``cops-<id>`` among this user's jobs on the CE."""
+        names = {a.get("Name"): ce_id for ce_id, a in self.rest.activities(self.rest.list_jobs()).items()}
+        found: dict[str, SubmitResult | None] = {}
+        for job in jobs:
+            ce_id = names.get(desc.job_name(job))
+            found[job.id] = SubmitResult(job_id=job.id, native_id=self._native(ce_id)) if ce_id else None
+        return found
+
+    def cancel(self, jobs: Sequence[JobRecord]) -> None:
+        replies = self.rest.kill([self._job_id(j) for j in jobs if j.native_id])
+        refused = [r for r in replies if str(r.get("status-code")) not in ("200", "201", "202")]
+        if refused:
+            log.warning("CE did not kill %d job(s): %s", len(refused), refused[0].get("reason"))
+
+    # -- files, dry run, health -----------------------------------------------------
+
+    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
+        ce_id = self._job_id(job)
+        fetched = []
+        for name in self.rest.session_files(ce_id):
+            if "/" in name or name in ("", ".", "..") or not any(fnmatch(name, p) for p in job.spec.outputs):
+                continue
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.rest.download(ce_id, name))
+            fetched.append(target)
+        return fetched
+
+    def logs(self, job: JobRecord) -> str:
+        ce_id = self._job_id(job)
+        parts = []
+        for name in (desc.STDOUT, desc.STDERR):
+            try:
+                parts.append(self.rest.download(ce_id, name).decode(errors="replace"))
+            except BackendError:
+                continue
+        return "".join(parts)
+
+    def describe(self, jobs: Sequence[JobRecord]) -> str:
+        """The description(s) ``submit`` would send (``--dry-run``), ADL or xRSL per settings."""
+        if self.settings.description_format == "xrsl":
+            return "\n".join(desc.xrsl(j, self.opts) for j in jobs)
+        return desc.adl_bulk(list(jobs), self.opts)
+
+    def check(self) -> Health:
+        try:
+            version = self.rest.discover_version()
+            self.rest.list_jobs()
+        except CopsError as exc:
+            return Health(reachable=False, detail=exc.message)
+        return Health(reachable=True, detail=f"{self.rest.base} REST {version}")

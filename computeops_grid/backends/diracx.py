@@ -150,7 +150,7 @@ class DiracXBackend:
 
     # -- submission --------------------------------------------------------------
     def sandbox_files(self, job: JobRecord) -> list[tuple[str, Path]]:
-        files = [(PILOT_FILE, self.context.pilot)]
+        files = [(PILOT_FILE, self.context.pilot), (jdl.LAUNCHER_FILE, jdl.launcher_path())]
         if job.source and Path(job.source).is_file():
             files.append(("cops-job" + Path(job.source).suffix, Path(job.source)))
         base = Path(job.source).parent if job.source else Path.cwd()

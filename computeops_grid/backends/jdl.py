@@ -13,10 +13,13 @@ plain bulk of single JDLs.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Union
 
 from DIRACCommon.Core.Utilities.ClassAd.ClassAdLight import ClassAd
@@ -27,6 +30,7 @@ from computeops_grid.backends.payload import PILOT_FILE, REPORT_NAME, pilot_argv
 from computeops_grid.errors import JobFileError
 from computeops_grid.jobs.record import JobRecord
 
+LAUNCHER_FILE = "cops_dirac_launch.py"
 STDOUT = "std.out"
 STDERR = "std.err"
 MIN_CPU_TIME = 100  # DIRAC's default MinCPUTime; lower values are refused by the server
@@ -118,6 +122,20 @@ def arguments(record: JobRecord, opts: JdlOptions) -> list[str]:
     return argv[2:]
 
 
+def launcher_path() -> Path:
+    """The launcher for arguments a JDL cannot carry (shipped in every DIRAC input sandbox)."""
+    return Path(__file__).with_name("data") / LAUNCHER_FILE
+
+
+def command_line(args: list[str]) -> tuple[str, list[str]]:
+    """``(Executable, arguments)``: the wrapper itself when DIRAC can carry its arguments,
+    else the launcher with the arguments as one ``b64:`` word (JSON list, urlsafe base64)."""
+    if not any(_UNCARRIABLE.search(a) for a in args):
+        return PILOT_FILE, args
+    encoded = base64.urlsafe_b64encode(json.dumps(args).encode()).decode()
+    return LAUNCHER_FILE, [f"b64:{encoded}"]
+
+
 def output_sandbox(record: JobRecord) -> list[str]:
     return [STDOUT, STDERR, REPORT_NAME, *record.spec.outputs]
 
@@ -125,10 +143,11 @@ def output_sandbox(record: JobRecord) -> list[str]:
 def attributes(record: JobRecord, sandbox: Sequence[str], opts: JdlOptions) -> dict[str, Value]:
     """The JDL attributes of one job; ``sandbox`` are the input sandbox entries (``SB:`` PFNs)."""
     res = record.spec.resources
+    executable, args = command_line(arguments(record, opts))
     attrs: dict[str, Value] = {
         "JobName": job_name(record),
-        "Executable": PILOT_FILE,
-        "Arguments": shlex.join(arguments(record, opts)),
+        "Executable": executable,
+        "Arguments": shlex.join(args),
         "StdOutput": STDOUT,
         "StdError": STDERR,
         "InputSandbox": list(sandbox),
@@ -193,7 +212,7 @@ def parametric_jdl(records: Sequence[JobRecord], sandbox: Sequence[str], opts: J
         return None
     base = attributes(records[0], sandbox, job_opts)
     names = [job_name(r) for r in records]
-    varying = _varying([arguments(r, job_opts) for r in records])
+    varying = _varying([command_line(arguments(r, job_opts))[1] for r in records])
     same = all(_invariant(attributes(r, sandbox, job_opts)) == _invariant(base) for r in records[1:])
     # a literal %n/%s anywhere in the job would be replaced by DIRAC too
     if varying is None or not same or any(not _SAFE.match(n) for n in names) or "%" in render(base):

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from DIRACCommon.Core.Utilities.ClassAd.ClassAdLight import ClassAd
 from DIRACCommon.WorkloadManagementSystem.Utilities.ParametricJob import (
@@ -66,13 +73,41 @@ def test_backend_options_override_settings_and_unknown_ones_are_named() -> None:
     assert err.value.field == "backend_options.sitez"
 
 
-@pytest.mark.parametrize(("arg", "char"), [("a;b", ";"), ('say "hi"', '"'), ("x[0]", "[")])
-def test_values_dirac_cannot_carry_are_refused_naming_the_attribute(arg: str, char: str) -> None:
+@pytest.mark.parametrize("arg", ["a;b", 'say "hi"', "x[0]"])
+def test_arguments_dirac_cannot_carry_go_through_the_launcher(arg: str) -> None:
+    job = record(arguments=["-c", arg])
+    ad = ClassAd(jdl.single_jdl(job, [PFN], jdl.JdlOptions()))
+    assert ad.isOK()
+    assert ad.getAttributeString("Executable") == "cops_dirac_launch.py"
+    word = ad.getAttributeString("Arguments")
+    assert word.startswith("b64:")
+    decoded = json.loads(base64.urlsafe_b64decode(word[4:]))
+    assert decoded == jdl.arguments(job, jdl.JdlOptions())
+    assert decoded[-2:] == ["-c", arg]
+
+
+def test_launcher_execs_the_wrapper_with_the_decoded_arguments(tmp_path: Path) -> None:
+    """The real launcher file, with a stand-in wrapper next to it that echoes its argv."""
+    shutil.copy(jdl.launcher_path(), tmp_path / jdl.LAUNCHER_FILE)
+    (tmp_path / "cops_pilot.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    args = ["--image", "x", "--", "sh", "-c", 'echo "a;b" [c]']
+    _, (word,) = jdl.command_line(args)
+    out = subprocess.run(
+        [sys.executable, jdl.LAUNCHER_FILE, word], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == args
+    bad = subprocess.run(
+        [sys.executable, jdl.LAUNCHER_FILE, "nope"], cwd=tmp_path, capture_output=True, check=False
+    )
+    assert bad.returncode == 240
+
+
+def test_outputs_dirac_cannot_carry_are_refused_naming_the_attribute() -> None:
     with pytest.raises(JobFileError) as err:
-        jdl.single_jdl(record(arguments=[arg]), [PFN], jdl.JdlOptions())
-    assert "JDL attribute Arguments" in err.value.message
-    assert repr(char) in err.value.message
-    assert err.value.field == "arguments"
+        jdl.single_jdl(record(outputs=["a,b.txt"]), [PFN], jdl.JdlOptions())
+    assert "JDL attribute OutputSandbox" in err.value.message
+    assert "','" in err.value.message
+    assert err.value.field == "outputs"
 
 
 def test_offline_check_names_the_bad_attribute() -> None:

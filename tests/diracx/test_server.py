@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.service, pytest.mark.slow]
 def jobs(n: int, tag: str, bulk: str | None = None, **spec: object) -> list[JobRecord]:
     fields: dict[str, object] = {
         "name": tag, "image": "docker://busybox:latest", "command": "sh",
-        "arguments": ["-c", "echo hello > out.txt && echo on-stdout"], "outputs": ["out.txt"],
+        "arguments": ["-c", "echo hello > out.txt; echo on-stdout"], "outputs": ["out.txt"],
     }  # fmt: skip
     fields.update(spec)
     stamp = time.time_ns() % 10**8

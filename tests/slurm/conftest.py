@@ -37,8 +37,6 @@ def jobs_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def slurm(slurm_cluster: SlurmCluster, jobs_dir: Path) -> SlurmBackend:
-    context = BackendContext(
-        home=jobs_dir, jobs_dir=jobs_dir, image_root=jobs_dir / "images", pilot=pilot_file()
-    )
+def slurm(slurm_cluster: SlurmCluster, jobs_dir: Path, images: Path) -> SlurmBackend:
+    context = BackendContext(home=jobs_dir, jobs_dir=jobs_dir, image_root=images, pilot=pilot_file())
     return SlurmBackend(SlurmSettings(slurm_conf=str(slurm_cluster.conf)), context)

@@ -41,7 +41,7 @@ def test_hello_output_and_declared_file(slurm: SlurmBackend, tmp_path: Path) -> 
     submit_ok(slurm, [job])
     assert job.native_id is not None
     assert job.native_id.isdigit()
-    assert settle(slurm, [job]) == {job.id: JobState.COMPLETED}
+    assert settle(slurm, [job]) == {job.id: JobState.COMPLETED}, slurm.logs(job)
     assert "hello from slurm" in slurm.logs(job)
     fetched = slurm.fetch_outputs(job, tmp_path / "out")
     assert [p.name for p in fetched] == ["result.txt"]
@@ -113,12 +113,19 @@ def test_cancel_leaves_no_process(slurm: SlurmBackend) -> None:
     submit_ok(slurm, [job])
 
     def sleeping() -> bool:
-        return any(marker in p.read_text(errors="replace") for p in procs())
+        return any(marker in cmdline(p) for p in procs())
 
     wait_for(sleeping)
     slurm.cancel([job])
     assert settle(slurm, [job]) == {job.id: JobState.CANCELLED}
     wait_for(lambda: not sleeping(), timeout=10)
+
+
+def cmdline(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:  # the process ended meanwhile
+        return ""
 
 
 def procs() -> list[Path]:

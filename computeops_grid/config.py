@@ -55,7 +55,10 @@ def config_path() -> Path | None:
     env = os.environ.get("COPS_GRID_CONFIG")
     if env:
         return Path(env)
-    for candidate in (home_dir() / "config.yaml", Path(platformdirs.user_config_dir("cops-grid")) / "config.yaml"):
+    for candidate in (
+        home_dir() / "config.yaml",
+        Path(platformdirs.user_config_dir("cops-grid")) / "config.yaml",
+    ):
         if candidate.is_file():
             return candidate
     return None

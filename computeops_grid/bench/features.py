@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from computeops_grid.bench import rootless
 from computeops_grid.bench.runtimes import Adapter
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ def privilege(adapter: Adapter, work: Path) -> str:
 
 CHECKS: dict[str, Callable[[Adapter, Path], str]] = {
     "daemon": daemon,
-    "privilege mode": privilege,
+    "privilege mode (declared)": privilege,
     "user namespace": userns,
     "exit code": exit_code,
     "payload SIGKILL seen": signal_death,
@@ -237,12 +238,19 @@ CHECKS: dict[str, Callable[[Adapter, Path], str]] = {
 }
 
 
-def matrix(adapters: dict[str, Adapter], work: Path) -> list[dict[str, str]]:
-    """One row per runtime; a check that crashes becomes its own error text."""
+def matrix(
+    adapters: dict[str, Adapter], work: Path, user: str = rootless.DEFAULT_USER
+) -> list[dict[str, str]]:
+    """One row per runtime; a check that crashes becomes its own error text.
+
+    ``user``: the unprivileged account that the "works rootless" check runs the payload as.
+    """
+    checks = dict(CHECKS)
+    checks["works rootless (measured)"] = lambda adapter, w: rootless.works_rootless(adapter, w, user)
     rows = []
     for name, adapter in adapters.items():
         row = {"runtime": name}
-        for check, func in CHECKS.items():
+        for check, func in checks.items():
             try:
                 row[check] = func(adapter, work)
             except (OSError, subprocess.SubprocessError) as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from computeops_grid.bench import gpu
 from computeops_grid.bench.workloads import FILES_DIRS, FILES_PER_DIR
 from computeops_grid.errors import CopsError
 
@@ -41,6 +42,7 @@ class BenchImage:
     rootfs: Path
     best_level: str
     files_sum: int  # byte sum of the small-file tree, for the storm's checksum
+    gpu: gpu.GpuHost  # the host's GPU; the image holds the GPU check when it is available
 
 
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
@@ -101,15 +103,18 @@ def _file_type(path: Path) -> bytes:
 def build_image(dest: Path) -> BenchImage:
     """Build (or reuse, keyed by the kernel source and CPU level) the bench rootfs under ``dest``."""
     level = best_level(cpu_flags())
-    source = resources.files("computeops_grid.bench").joinpath("kernel.c").read_bytes()
-    key = hashlib.sha256(source + level.encode()).hexdigest()[:16]
+    host_gpu = gpu.probe_host()
+    sources = b"".join(
+        resources.files("computeops_grid.bench").joinpath(name).read_bytes() for name in ("kernel.c", "gpu.c")
+    )
+    key = hashlib.sha256(sources + level.encode() + str(host_gpu.driver).encode()).hexdigest()[:16]
     rootfs = dest / f"rootfs-{key}"
     if not (rootfs / ".complete").exists():
-        _populate(rootfs, level)
-    return BenchImage(rootfs=rootfs, best_level=level, files_sum=files_sum())
+        _populate(rootfs, level, host_gpu)
+    return BenchImage(rootfs=rootfs, best_level=level, files_sum=files_sum(), gpu=host_gpu)
 
 
-def _populate(rootfs: Path, level: str) -> None:
+def _populate(rootfs: Path, level: str, host_gpu: gpu.GpuHost) -> None:
     log.info("building bench image %s (best level %s)", rootfs, level)
     shutil.rmtree(rootfs, ignore_errors=True)
     for name in (*MOUNT_POINTS, "bin", "bench"):
@@ -126,6 +131,8 @@ def _populate(rootfs: Path, level: str) -> None:
         sub.mkdir(parents=True)
         for f in range(FILES_PER_DIR):
             (sub / f"f{f:03d}.py").write_bytes(file_content(d, f))
+    if host_gpu.available:
+        gpu.install(rootfs, host_gpu)
     for path in (rootfs, *rootfs.rglob("*")):
         if not path.is_symlink():
             os.chmod(path, path.stat().st_mode | 0o755 if path.is_dir() else path.stat().st_mode | 0o444)

@@ -49,6 +49,9 @@ def matrix_table(study: Study, rows: list[Row]) -> list[list[str]]:
     cells = {(r.workload, r.system): r for r in rows}
     table = [["workload", *systems]]
     for wl in study.workloads:
+        if wl.why:
+            table.append([wl.name, *("not run" for _ in systems)])
+            continue
         table.append([wl.name, *(fmt_ratio(cells[(wl.name, s)]) for s in systems)])
     return table
 
@@ -75,8 +78,9 @@ def detail_table(study: Study, rows: list[Row]) -> list[list[str]]:
 
 
 def unavailable_table(study: Study) -> list[list[str]]:
-    table = [["system", "version", "why it was not measured"]]
+    table = [["system or workload", "version", "why it was not measured"]]
     table += [[s.name, s.version or "—", s.why] for s in study.systems if not s.available]
+    table += [[f"{w.name} (workload)", "—", w.why] for w in study.workloads if w.why]
     return table
 
 
@@ -116,7 +120,11 @@ def sections(study: Study, rows: list[Row]) -> list[tuple[str, str, list[list[st
             "Medians and inter-quartile ranges of every workload on every system.",
             detail_table(study, rows),
         ),
-        ("Systems not measured", "Found out by the tool on this machine.", unavailable_table(study)),
+        (
+            "Systems and workloads not measured",
+            "Found out by the tool on this machine.",
+            unavailable_table(study),
+        ),
         ("Feature matrix", "Measured by running payloads through each runtime.", feature_table(study)),
         ("Environment", "", [["key", "value"], *([k, v] for k, v in study.environment.items())]),
     ]
@@ -130,7 +138,7 @@ def plot(study: Study, rows: list[Row], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     systems = [s.name for s in study.systems if s.available and s.name != study.baseline]
-    workloads = [w.name for w in study.workloads]
+    workloads = [w.name for w in study.workloads if not w.why]
     cells = {(r.workload, r.system): r for r in rows}
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(workloads)), 4.5))
     width = 0.8 / max(1, len(systems))

@@ -46,6 +46,7 @@ class WorkloadInfo:
     title: str
     unit: str = "s"
     lower_is_better: bool = True
+    why: str = ""  # set when the workload could not run on this machine (found out by the tool)
 
 
 @dataclass
@@ -99,6 +100,8 @@ def summary_rows(study: Study) -> list[Row]:
     """One row per (workload, available system), in declaration order."""
     rows = []
     for wl in study.workloads:
+        if wl.why:
+            continue
         base = _values(study.measurements, study.baseline, wl.name)
         for system in study.systems:
             if system.available:

@@ -35,6 +35,7 @@ class System:
     name: str
     wrap: Wrap
     paths: Paths  # where the payload sees the image files and scratch
+    gpu_wrap: Wrap | None = None  # the launch that passes the GPUs through (default: ``wrap``)
     failures: int = 0
     last_error: str = ""
 
@@ -56,7 +57,8 @@ def run_once(system: System, workload: Workload, plan: Plan, rep: int) -> Measur
         return Measurement(system.name, workload.name, rep, None, error=f"skipped: {system.last_error}")
     inner = workload.argv(system.paths, plan.scale)
     try:
-        argv, env = system.wrap(inner, plan.scratch)
+        wrap = system.gpu_wrap if workload.needs_gpu and system.gpu_wrap else system.wrap
+        argv, env = wrap(inner, plan.scratch)
         t0 = time.perf_counter()
         proc = subprocess.run(
             argv, env=env, capture_output=True, text=True, timeout=plan.timeout, check=False

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from computeops_grid.bench import features, report, workloads
+from computeops_grid.bench import features, report, rootless, workloads
 from computeops_grid.bench.image import build_image
 from computeops_grid.bench.results import Measurement, Row, Study, WorkloadInfo, summary_rows
 from computeops_grid.bench.runner import Plan, run_study
@@ -40,6 +40,7 @@ class Options:
     workloads: list[str] | None = None
     with_features: bool = True
     seed: int = 0
+    rootless_user: str = rootless.DEFAULT_USER
 
 
 def run(options: Options, progress: Callable[[Measurement], None] | None = None) -> report.Written:
@@ -56,9 +57,12 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
             scratch.mkdir()
             systems, infos, adapters = discover(options.runtimes, image.rootfs, scratch, work)
             scale = workloads.QUICK if options.quick else workloads.FULL
-            plan = Plan(chosen, scale, options.repeats, scratch, image.files_sum, seed=options.seed)
+            runnable = [w for w in chosen if not w.needs_gpu or image.gpu.available]
+            plan = Plan(runnable, scale, options.repeats, scratch, image.files_sum, seed=options.seed)
             measurements = run_study(systems, plan, progress)
-            feature_rows = features.matrix(adapters, scratch) if options.with_features else []
+            feature_rows = []
+            if options.with_features:
+                feature_rows = features.matrix(adapters, scratch, options.rootless_user)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     study = Study(
@@ -66,10 +70,10 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
         question=QUESTION,
         baseline=BASELINE,
         systems=infos,
-        workloads=[WorkloadInfo(w.name, w.title) for w in chosen],
+        workloads=[WorkloadInfo(w.name, w.title, why="" if w in runnable else image.gpu.why) for w in chosen],
         measurements=measurements,
         features=feature_rows,
-        environment=_environment(image.best_level, options),
+        environment={**_environment(image.best_level, options), "GPU": image.gpu.description},
         notes=[n for n in (docker_note,) if n],
     )
     return report.write(study, out, conclude(study))
@@ -117,6 +121,7 @@ def conclude(study: Study) -> str:
     start = {r.system: r.summary.median for r in rows if r.workload == "startup" and r.summary}
     lines = [_verdict(steady, worst, measured), _startup_line(start, study.baseline)]
     lines.append(_docker_line(study, steady))
+    lines.append(_gpu_line(study, rows))
     return "\n\n".join(line for line in lines if line)
 
 
@@ -172,6 +177,20 @@ def _docker_line(study: Study, steady: dict[str, dict[str, float]]) -> str:
     if not hpc_ok:
         return "No HPC runtime (apptainer/singularity/charliecloud/shifter) ran here to compare Docker with."
     return "Docker and the HPC runtimes were measured side by side; see the rows above for the differences."
+
+
+def _gpu_line(study: Study, rows: list[Row]) -> str:
+    gpu = next((w for w in study.workloads if w.name == "gpu"), None)
+    if gpu is None:
+        return ""
+    if gpu.why:
+        return f"The GPU workload could not run on this machine ({gpu.why})."
+    ran = sorted(r.system for r in rows if r.workload == "gpu" and r.summary and r.system != study.baseline)
+    failed = sorted(r.system for r in rows if r.workload == "gpu" and not r.summary)
+    parts = [f"GPU: the kernel ran inside {', '.join(ran) or 'no runtime'}"]
+    if failed:
+        parts.append(f"but not inside {', '.join(failed)} (see the error rows)")
+    return " ".join(parts) + "."
 
 
 def table_text(written: report.Written) -> str:

@@ -87,7 +87,10 @@ class Adapter:
         return list(out_argv), dict(out_env)
 
     def system(self) -> System:
-        return System(self.name, self.launch, Paths("", CONTAINER_SCRATCH))
+        def with_gpu(argv: list[str], workdir: Path) -> tuple[list[str], dict[str, str] | None]:
+            return self.launch(argv, workdir, gpu=True)
+
+        return System(self.name, self.launch, Paths("", CONTAINER_SCRATCH), gpu_wrap=with_gpu)
 
 
 def load_pilot() -> ModuleType:

@@ -41,10 +41,14 @@ class Scale:
     files_reps: int
     seqio_mib: int
     procs_iters: int
+    gpu_threads: int = 1 << 16
+    gpu_iters: int = 1 << 16
 
 
 QUICK = Scale(50_000_000, 4096, 60_000, 2_000_000, 10, 1, 32, 50_000_000)
-FULL = Scale(200_000_000, 4096, 300_000, 4_000_000, 40, 3, 256, 200_000_000)
+FULL = Scale(200_000_000, 4096, 300_000, 4_000_000, 40, 3, 256, 200_000_000, 1 << 18, 1 << 18)
+GPU_DIR = "bench/gpu"  # in the image: the GPU check, its dynamic loader and libraries (gpu.py)
+GPU_LOADER = "ld-linux-x86-64.so.2"
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,12 @@ def _kernel(paths: Paths, best: bool = False) -> str:
     return f"{paths.root}/bench/kernel-{'best' if best else 'baseline'}"
 
 
+def gpu_argv(root: str, threads: int, iters: int) -> list[str]:
+    """The GPU check, run through the loader shipped next to it (which finds libcuda there too)."""
+    libs = f"{root}/{GPU_DIR}"
+    return [f"{libs}/{GPU_LOADER}", "--library-path", libs, f"{libs}/gpu-check", str(threads), str(iters)]
+
+
 _ARGV: dict[str, Callable[[Paths, Scale], list[str]]] = {
     "startup": lambda p, s: ["/bin/true"] if not p.root else [f"{p.root}/bin/true"],
     "cpu-scalar": lambda p, s: [_kernel(p), "scalar", str(s.scalar_iters)],
@@ -93,6 +103,7 @@ _ARGV: dict[str, Callable[[Paths, Scale], list[str]]] = {
     ],
     "seq-io": lambda p, s: [_kernel(p), "seqio", p.scratch, str(s.seqio_mib)],
     "multi-proc": lambda p, s: [_kernel(p), "procs", str(os.cpu_count() or 1), str(s.procs_iters)],
+    "gpu": lambda p, s: gpu_argv(p.root, s.gpu_threads, s.gpu_iters),
 }
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -104,6 +115,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("small-files", "small-file storm (2,000 opens+reads from the image)", internal=True),
     Workload("seq-io", "sequential write+fsync+read to bound scratch", internal=True, needs_scratch=True),
     Workload("multi-proc", "multi-process scaling (one LCG per core)", internal=True),
+    Workload("gpu", "GPU: device nodes seen inside + an LCG kernel (CUDA driver API)", True, needs_gpu=True),
 )
 
 
@@ -159,6 +171,17 @@ def procs_sum(nproc: int, iters: int) -> int:
     return sum(lcg_jump(p + 1, iters) for p in range(nproc)) & MASK64
 
 
+def gpu_sum(threads: int, iters: int) -> int:
+    """Sum over threads i of the LCG state after ``iters`` steps from i+1, in closed form.
+
+    The LCG after n steps is the affine map x -> mul*x + offset, so the sum over the
+    starts 1..T is mul*T(T+1)/2 + T*offset.
+    """
+    offset = lcg_jump(0, iters)
+    mul = (lcg_jump(1, iters) - offset) & MASK64
+    return (mul * (threads * (threads + 1) // 2) + threads * offset) & MASK64
+
+
 _EXPECTED: dict[str, Callable[[Scale, int], int]] = {
     "cpu-scalar": lambda s, f: lcg_jump(1, s.scalar_iters),
     "simd-baseline": lambda s, f: simd_sum(s.simd_len, s.simd_reps),
@@ -167,6 +190,7 @@ _EXPECTED: dict[str, Callable[[Scale, int], int]] = {
     "small-files": lambda s, f: f * s.files_reps,
     "seq-io": lambda s, f: seqio_sum(s.seqio_mib),
     "multi-proc": lambda s, f: procs_sum(os.cpu_count() or 1, s.procs_iters),
+    "gpu": lambda s, f: gpu_sum(s.gpu_threads, s.gpu_iters),
 }
 
 

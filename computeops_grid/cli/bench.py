@@ -1,4 +1,4 @@
-# ruff: noqa: B008, PLR0917  (typer declares options as argument defaults)
+# ruff: noqa: PLR0917  (typer declares options as argument defaults)
 """`cops-grid bench ...`: measured comparisons (container runtimes; orchestrators)."""
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def runtimes(
         "", "--workloads", help="Comma-separated subset of workloads (default: all)."
     ),
     no_features: bool = typer.Option(False, "--no-features", help="Skip the feature matrix."),
+    rootless_user: str = typer.Option(
+        "nobody", "--rootless-user", help="Unprivileged account that the 'works rootless' check runs as."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the written paths and summary as JSON."),
 ) -> None:
     """Run the same workloads bare-metal and under every runtime; write report.md/.html/.json."""
@@ -41,6 +44,7 @@ def runtimes(
         quick=quick,
         workloads=[w.strip() for w in workloads.split(",") if w.strip()] or None,
         with_features=not no_features,
+        rootless_user=rootless_user,
     )
 
     def progress(m: Measurement) -> None:

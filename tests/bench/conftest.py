@@ -19,6 +19,8 @@ TINY = Scale(
     files_reps=1,
     seqio_mib=2,
     procs_iters=100_000,
+    gpu_threads=1024,
+    gpu_iters=1000,
 )
 
 

@@ -118,6 +118,7 @@ class DiracXBackend:
             job_group=settings.job_group, tags=settings.tags,
         )  # fmt: skip
         self._client: DiracXClient | None = None
+        self._pfns: dict[tuple[tuple[str, Path, int, int], ...], str] = {}
 
     # -- connection -------------------------------------------------------------
     @property
@@ -164,17 +165,20 @@ class DiracXBackend:
             raise JobFileError("two input files have the same name", path=job.source, field="inputs")
         return files
 
+    def sandbox_pfn(self, files: list[tuple[str, Path]]) -> str:
+        """The input sandbox of ``files``, built and uploaded once per content for this backend."""
+        key = tuple((name, path, path.stat().st_mtime_ns, path.stat().st_size) for name, path in files)
+        if key not in self._pfns:
+            self._pfns[key] = self.client.upload(build_archive(files))
+        return self._pfns[key]
+
     def _plan(self, jobs: Sequence[JobRecord]) -> list[tuple[list[JobRecord], list[str]]]:
         """Submission calls: ``(jobs, [jdl])`` for a parametric group or up to batch_size singles."""
-        pfns: dict[tuple[tuple[str, Path], ...], str] = {}
         singles: list[tuple[JobRecord, str]] = []
         calls: list[tuple[list[JobRecord], list[str]]] = []
         groups: dict[tuple[str, str], list[JobRecord]] = {}
         for job in jobs:
-            key = tuple(self.sandbox_files(job))
-            if key not in pfns:
-                pfns[key] = self.client.upload(build_archive(list(key)))
-            job_pfn = pfns[key]
+            job_pfn = self.sandbox_pfn(self.sandbox_files(job))
             if job.bulk_id and self.settings.parametric:
                 groups.setdefault((job.bulk_id, job_pfn), []).append(job)
             else:

@@ -9,6 +9,7 @@ service, which stops its container.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -58,6 +59,7 @@ class SwarmSettings(BackendSettings):
     )
     gpu_resource: str = Field(default="NVIDIA-GPU", description="generic resource name of GPUs on the nodes")
     network: str | None = Field(default=None, description="attach services to this network")
+    stop_grace: float = Field(default=10, ge=0, description="seconds between SIGTERM and SIGKILL on cancel")
 
 
 class SwarmBackend:
@@ -80,15 +82,23 @@ class SwarmBackend:
         """The Engine API client, created on first use (dry runs never connect)."""
         if self._docker is None:
             host = self.settings.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            hint = "start dockerd, or set backends.swarm.docker_host to a swarm manager"
+            if host.startswith("unix://") and not Path(host[len("unix://") :]).exists():
+                # checked first: the SDK leaks the socket of a failed unix connection
+                raise BackendUnavailable(f"no Docker engine socket at {host}", backend=self.name, hint=hint)
             try:
                 self._docker = docker.DockerClient(base_url=host, timeout=60)
             except docker.errors.DockerException as exc:
                 raise BackendUnavailable(
-                    f"cannot reach the Docker engine at {host}: {exc}",
-                    backend=self.name,
-                    hint="start dockerd, or set backends.swarm.docker_host to a swarm manager",
+                    f"cannot reach the Docker engine at {host}: {exc}", backend=self.name, hint=hint
                 ) from exc
         return self._docker
+
+    def close(self) -> None:
+        """Close the API connection pool (the backend reconnects on next use)."""
+        if self._docker is not None:
+            self._docker.close()
+            self._docker = None
 
     def _services(self) -> dict[str, Any]:
         """cops-grid services by cops-grid id (one API call)."""
@@ -231,11 +241,28 @@ class SwarmBackend:
             service.remove()
 
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        """Removing the service stops its running container (SIGTERM, then SIGKILL after 10 s)."""
+        """Remove the services, then stop their containers (SIGTERM, SIGKILL after ``stop_grace``).
+
+        Removing a ``replicated-job`` service does not stop its running task on Docker
+        20.10 (measured: the container ran to its end), so the containers labelled with
+        the job's id are stopped through the engine API as well (the nodes this API reaches).
+        """
         services = self._services()
+        victims = []
         for job in jobs:
             if job.id in services:
                 services[job.id].remove()
+            victims += self.client().containers.list(filters={"label": f"{sp.LABEL_ID}={job.id}"})
+        for container in victims:
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill(signal="SIGTERM")
+        deadline = time.monotonic() + self.settings.stop_grace
+        for container in victims:
+            try:
+                container.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:  # read timeout (requests) or API error: still running
+                with contextlib.suppress(docker.errors.APIError):
+                    container.kill()
 
     # -- results ----------------------------------------------------------------
     def _service(self, job: JobRecord) -> Any:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -25,6 +27,19 @@ log = logging.getLogger(__name__)
 # Debian's client matches the daemon; /usr/local/bin/docker may be a newer CLI first on PATH.
 DOCKER_CLI_CANDIDATES = ("/usr/bin/docker", "docker")
 MAX_EXEC_ROOT = 60  # containerd's socket path must fit the 108-byte unix-socket limit
+
+
+def free_port(kind: int = socket.SOCK_STREAM, low: int = 20000, high: int = 49151) -> int:
+    """A port free on loopback in [low, high] (swarm's data-path port must be below 49152)."""
+    for _ in range(200):
+        port = random.randint(low, high)  # noqa: S311 (not security relevant)
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise BackendUnavailable(f"no free port between {low} and {high} on 127.0.0.1")
 
 
 def docker_cli() -> str | None:
@@ -98,13 +113,24 @@ class PrivateDockerd:
         if cli is None:
             raise BackendUnavailable("docker client not found", hint="install Debian's docker.io package")
         env = {**os.environ, "DOCKER_HOST": self.host}
-        return subprocess.run(
-            [cli, *args], env=env, capture_output=True, text=True, check=check, timeout=timeout
+        proc = subprocess.run(
+            [cli, *args], check=False, env=env, capture_output=True, text=True, timeout=timeout
         )
+        if check and proc.returncode != 0:
+            raise BackendUnavailable(f"docker {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
 
     def init_swarm(self) -> None:
-        """Make this daemon a one-node swarm manager advertised on loopback."""
-        self.cli("swarm", "init", "--advertise-addr", "127.0.0.1")
+        """Make this daemon a one-node swarm manager on loopback, on free ports.
+
+        The default ports (2377 management, 4789 data path) would collide with any other
+        swarm on this host, e.g. a second test session.
+        """
+        port = free_port()
+        self.cli(
+            "swarm", "init", "--advertise-addr", f"127.0.0.1:{port}", "--listen-addr", f"127.0.0.1:{port}",
+            "--data-path-port", str(free_port(socket.SOCK_DGRAM)),
+        )  # fmt: skip
         self.swarm = True
 
     def stop(self) -> None:

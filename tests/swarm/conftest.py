@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from computeops_grid.backends.base import BackendContext
+from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.backends.swarm import SwarmBackend, SwarmSettings
+from computeops_grid.bench.daemons import PrivateDockerd
+from tests.services.dockerd import private_dockerd
+
+
+@pytest.fixture(scope="session")
+def swarm_daemon() -> Iterator[PrivateDockerd]:
+    """One private dockerd, initialised as a one-node swarm, for the whole session."""
+    with private_dockerd(swarm=True) as daemon:
+        yield daemon
+
+
+def make_backend(
+    daemon: PrivateDockerd, tmp_path: Path, image_root: Path, **settings: object
+) -> SwarmBackend:
+    context = BackendContext(
+        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=image_root, pilot=wrapper_path()
+    )
+    return SwarmBackend(SwarmSettings.model_validate({"docker_host": daemon.host, **settings}), context)
+
+
+@pytest.fixture
+def swarm(swarm_daemon: PrivateDockerd, tmp_path: Path, image_root: Path) -> Iterator[SwarmBackend]:
+    backend = make_backend(swarm_daemon, tmp_path, image_root)
+    yield backend
+    for service in backend.client().services.list(filters={"label": "org.cops-grid.id"}):
+        service.remove()
+    backend.close()

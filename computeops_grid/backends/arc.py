@@ -28,6 +28,7 @@ from computeops_grid.backends.base import (
 from computeops_grid.backends.jobdir import input_sources
 from computeops_grid.backends.payload import PILOT_FILE
 from computeops_grid.backends.retry import with_retries
+from computeops_grid.credentials.preflight import check_proxy, health_problems
 from computeops_grid.errors import BackendError, CopsError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -89,6 +90,11 @@ class ArcBackend:
         return f"{self.rest.api}/jobs/{ce_id}"
 
     # -- submit ---------------------------------------------------------------------
+
+    def preflight(self, jobs: Sequence[JobRecord]) -> None:
+        """Refuse before anything is stored: the proxy exists, is 0600, valid, of the right VO."""
+        walltimes = [j.spec.resources.walltime or 0 for j in jobs]
+        check_proxy(self.proxy, vo=self.settings.vo, walltime=max(walltimes, default=0) or None)
 
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
         """All descriptions in one request, then the wrapper and inputs into each session dir."""
@@ -186,9 +192,12 @@ class ArcBackend:
         return desc.adl_bulk(list(jobs), self.opts)
 
     def check(self) -> Health:
+        problem, warnings = health_problems(self.proxy, vo=self.settings.vo)
+        if problem:
+            return Health(reachable=False, detail=f"credential: {problem}")
         try:
             version = self.rest.discover_version()
             self.rest.list_jobs()
         except CopsError as exc:
-            return Health(reachable=False, detail=exc.message)
-        return Health(reachable=True, detail=f"{self.rest.base} REST {version}")
+            return Health(reachable=False, detail=exc.message, warnings=warnings)
+        return Health(reachable=True, detail=f"{self.rest.base} REST {version}", warnings=warnings)

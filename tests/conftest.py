@@ -9,10 +9,15 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from computeops_grid.images.default import ensure_default_image
+
+if TYPE_CHECKING:
+    from tests.services.arc import ArcCE
+    from tests.services.slurm import SlurmCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "etc" / "examples"
@@ -67,3 +72,46 @@ class Cli:
 @pytest.fixture
 def cli(cops_home: Path) -> Iterator[Cli]:
     return Cli(cops_home)
+
+
+# -- real grid services, started once per pytest session for every test directory ---------
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A single-node Slurm (munged + slurmctld + slurmd) on loopback."""
+    from tests.services.slurm import start_slurm
+
+    cluster = start_slurm()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def grid_images() -> Iterator[Path]:
+    """A world-readable image repository (grid jobs may run as ``nobody``)."""
+    import shutil
+
+    from tests.services.grid_jobs import image_root as make_image_root
+
+    root = make_image_root()
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def arc_ce(slurm_cluster: SlurmCluster, grid_images: Path) -> Iterator[ArcCE]:
+    """A-REX 6 (REST) on the session's Slurm, with a test CA and the fake VO ``cops.test``."""
+    from tests.services.arc import start_arc
+    from tests.services.grid_jobs import IMAGE_ROOTS
+
+    IMAGE_ROOTS[:] = [grid_images]
+    ce = start_arc(slurm_cluster)
+    yield ce
+    ce.stop()
+
+
+@pytest.fixture(scope="session")
+def good_proxy(arc_ce: ArcCE) -> Path:
+    """A 24 h VOMS proxy of VO ``cops.test`` (0600), accepted by ``arc_ce``."""
+    return arc_ce.proxy("good")

@@ -1,44 +1,21 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from computeops_grid.backends.arc import ArcBackend, ArcSettings
 from computeops_grid.backends.base import BackendContext
-from tests.services.arc import CERTS, ArcCE, start_arc
-from tests.services.grid_jobs import IMAGE_ROOTS, image_root, pilot_file
-from tests.services.slurm import SlurmCluster, start_slurm
+from tests.services.arc import CERTS, ArcCE
+from tests.services.grid_jobs import IMAGE_ROOTS, pilot_file
+
+# `slurm_cluster`, `grid_images`, `arc_ce` and `good_proxy` are session fixtures of
+# tests/conftest.py: one Slurm and one A-REX per pytest session for every test directory.
 
 
 @pytest.fixture(scope="session")
-def arc_slurm() -> Iterator[SlurmCluster]:
-    cluster = start_slurm()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="session")
-def arc_ce(arc_slurm: SlurmCluster, images: Path) -> Iterator[ArcCE]:
-    IMAGE_ROOTS[:] = [images]
-    ce = start_arc(arc_slurm)
-    yield ce
-    ce.stop()
-
-
-@pytest.fixture(scope="session")
-def images() -> Iterator[Path]:
-    import shutil
-
-    root = image_root()
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def good_proxy(arc_ce: ArcCE) -> Path:
-    return arc_ce.proxy("good")
+def images(grid_images: Path) -> Path:
+    return grid_images
 
 
 def make_arc(ce: str, proxy: Path, tmp_path: Path, **settings: object) -> ArcBackend:

@@ -7,24 +7,15 @@ import pytest
 
 from computeops_grid.backends.base import BackendContext
 from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
-from tests.services.grid_jobs import image_root, pilot_file
-from tests.services.slurm import SlurmCluster, start_slurm, world_dir
+from tests.services.grid_jobs import pilot_file
+from tests.services.slurm import SlurmCluster, world_dir
+
+# `slurm_cluster` and `grid_images` are session fixtures of tests/conftest.py (one Slurm per session)
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
-    cluster = start_slurm()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="session")
-def images() -> Iterator[Path]:
-    import shutil
-
-    root = image_root()
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+def images(grid_images: Path) -> Path:
+    return grid_images
 
 
 @pytest.fixture

@@ -45,7 +45,8 @@ def submit(args: list[str]) -> int:
         outputs = ad.getListFromExpression("OutputSandbox")
         _save(job_id, {
             "jdl": attrs, "sandbox": sandbox, "outputs": outputs, "Status": "Received",
-            "MinorStatus": "Job accepted", "ApplicationStatus": "Unknown", "JobGroup": attrs.get("JobGroup", ""),
+            "MinorStatus": "Job accepted", "ApplicationStatus": "Unknown",
+            "JobGroup": attrs.get("JobGroup", ""),
         })  # fmt: skip
         print(f"JobID = {job_id}")
     return 0

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from computeops_grid.bench import features, report, rootless, workloads
 from computeops_grid.bench.image import build_image
@@ -197,3 +198,37 @@ def table_text(written: report.Written) -> str:
     """The overhead matrix from the written Markdown (what the CLI prints at the end)."""
     text = written.markdown.read_text()
     return text[text.index("## Overhead per workload") : text.index("## Measurements")].strip()
+
+
+def answer_text(written: report.Written) -> str:
+    """The report's opening answer (between the question and the plot or first section)."""
+    text = written.markdown.read_text()
+    body = text.split("**\n", 1)[1]
+    ends = [i for i in (body.find("![overhead]"), body.find("\n## ")) if i >= 0]
+    return body[: min(ends)].strip() if ends else body.strip()
+
+
+def summary(written: report.Written) -> dict[str, Any]:
+    """What ``--json`` prints: the written paths, the answer and one entry per measured row."""
+    rows = []
+    for r in summary_rows(Study.load(written.json)):
+        row: dict[str, Any] = {
+            "workload": r.workload,
+            "system": r.system,
+            "n_ok": r.n_ok,
+            "n_failed": r.n_failed,
+        }
+        row["median_s"] = r.summary.median if r.summary else None
+        if r.ratio is not None:
+            row.update(
+                ratio=r.ratio.value, low=r.ratio.low, high=r.ratio.high, significant=r.ratio.significant
+            )
+        row["error"] = r.error
+        rows.append(row)
+    paths = {"markdown": written.markdown, "html": written.html, "json": written.json}
+    return {
+        **{k: str(v) for k, v in paths.items()},
+        "plots": [str(p) for p in written.plots],
+        "answer": answer_text(written),
+        "rows": rows,
+    }

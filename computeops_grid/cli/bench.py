@@ -12,6 +12,8 @@ from computeops_grid.bench.results import Measurement
 from computeops_grid.bench.runtimes import DEFAULT_RUNTIMES
 from computeops_grid.cli.output import info, out, print_json, want_json
 
+QUICK_REPEATS = 5
+FULL_REPEATS = 10  # the full study takes ~8 min on 2 loaded cores: room for tighter intervals
 app = typer.Typer(
     help="Benchmarks that the tool runs itself and reports with statistics.", no_args_is_help=True
 )
@@ -24,7 +26,13 @@ def runtimes(
         "--runtimes",
         help="Comma-separated runtimes to compare with bare metal; those that cannot run get a why-row.",
     ),
-    repeat: int = typer.Option(5, "--repeat", "-n", min=1, help="Repetitions per workload and system (>=5)."),
+    repeat: int = typer.Option(
+        0,
+        "--repeat",
+        "-n",
+        min=0,
+        help="Repetitions per workload and system (>=5 for intervals); default 5 with --quick, else 10.",
+    ),
     out_dir: Path = typer.Option(Path("bench-runtimes"), "--out", "-o", help="Directory for the report."),
     quick: bool = typer.Option(False, "--quick", help="Small problem sizes: the whole study in minutes."),
     workloads: str = typer.Option(
@@ -37,6 +45,7 @@ def runtimes(
     as_json: bool = typer.Option(False, "--json", help="Print the written paths and summary as JSON."),
 ) -> None:
     """Run the same workloads bare-metal and under every runtime; write report.md/.html/.json."""
+    repeat = repeat or (QUICK_REPEATS if quick else FULL_REPEATS)
     options = runtime_study.Options(
         out=out_dir,
         runtimes=[r.strip() for r in runtimes.split(",") if r.strip()],
@@ -51,16 +60,9 @@ def runtimes(
         state = f"{m.value:.4f}" if m.value is not None else f"FAILED {m.error[:80]}"
         info(f"[{m.rep + 1}/{repeat}] {m.workload:<14} {m.system:<13} {state}")
 
-    written = runtime_study.run(options, progress=None if as_json else progress)
+    written = runtime_study.run(options, progress=progress)
     if want_json(as_json):
-        print_json(
-            {
-                "markdown": str(written.markdown),
-                "html": str(written.html),
-                "json": str(written.json),
-                "plots": [str(p) for p in written.plots],
-            }
-        )
+        print_json(runtime_study.summary(written))
         return
     out.print(runtime_study.table_text(written), markup=False)
     out.print(f"\nReport: {written.markdown}  {written.html}  (raw data {written.json})", markup=False)

@@ -279,7 +279,7 @@ def init_argv(
 
 
 def _init_hint(said: str) -> str:
-    if "not known" in said or "vomses" in said:
+    if "not known" in said or "vomses" in said.lower():
         return "add the VO's line to ~/.voms/vomses or /etc/vomses (or set X509_VOMSES)"
     if "certificate" in said.lower() or "usercert" in said or "key" in said.lower():
         return "put usercert.pem/userkey.pem in ~/.globus, or pass --cert and --key"

@@ -1,5 +1,5 @@
-# typer declares options as argument defaults, with Optional[...] evaluated at runtime:
-# ruff: noqa: B008, PLR0917, UP045
+# typer commands take many options as arguments:
+# ruff: noqa: PLR0917
 """``cops-grid image``: publish images in the unpacked.cern.ch layout, list/rm/gc/verify, recipes."""
 
 from __future__ import annotations

@@ -7,11 +7,19 @@ Single file, standard library only, Python 3.6+, so it can travel inside any gri
         [--env K=V]... [--pass-env NAME]... [--bind SRC[:DST[:ro|rw]]]... [--gpu]
         [--report FILE] [--require-container|--allow-uncontained] [--config FILE]
         [--dry-run] -- COMMAND [ARG...]
+    cops-pilot --image host: [--workdir DIR] [--env K=V]... [--pass-env NAME]... [--report FILE]
+        [--dry-run] -- COMMAND [ARG...]
     cops-pilot --list-runtimes [--json] [--image IMAGE]
 
 The payload sees the job's scratch directory at /srv (also its working directory and HOME),
 /cvmfs read-only when the node has it, the site's extra binds, and a clean environment made of
 PATH, HOME, the pass-through list and the job's own variables.
+
+A payload never runs uncontained unless told to: either ``--allow-uncontained`` (a fallback
+when no runtime works), or host mode, ``--image host:``, which runs COMMAND directly on the node
+(site validation probes the node itself). Host mode keeps the scratch directory as working
+directory and HOME, the clean environment (PATH is the node's own), the exit-code contract and
+the report (runtime "host"); --bind and --require-container are refused with it.
 
 Exit codes: the payload's own code comes back unchanged (killed by signal N -> 128+N); the
 wrapper's failures use the immutable table EXIT_CODES below, with one line on stderr:
@@ -213,6 +221,15 @@ def image_relpath(name):
     if ":" not in last:
         repo += ":latest"
     return registry + "/" + repo
+
+
+HOST_IMAGES = ("host:", "host://")
+
+
+def is_host_image(name):
+    # type: (Optional[str]) -> bool
+    """``--image host:`` (or ``host://``): run on the node itself, no container."""
+    return name in HOST_IMAGES
 
 
 def resolve_image(name, image_root):
@@ -973,30 +990,47 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR
 
 def execute(argv, env, cwd):
     # type: (List[str], Dict[str, str], str) -> Outcome
-    """Run argv, passing stdout through, teeing stderr (kept tail for diagnosis), forwarding signals."""
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stderr=subprocess.PIPE)
-    tail = bytearray()
+    """Run argv, passing stdout through, teeing stderr (kept tail for diagnosis), forwarding signals.
 
-    def pump():
-        # type: () -> None
-        assert proc.stderr is not None
-        fd = proc.stderr.fileno()
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            with contextlib.suppress(OSError):
-                os.write(2, chunk)
-            tail.extend(chunk)
-            del tail[:-TAIL_BYTES]
+    The handlers are installed before the child exists: a signal that arrives while it starts is
+    delivered to it right after, instead of killing the wrapper and orphaning the payload."""
+    children = []  # type: List[subprocess.Popen[bytes]]
+    pending = []  # type: List[int]
 
-    reader = threading.Thread(target=pump)
-    reader.daemon = True
-    reader.start()
+    def forward(signum, _frame):
+        # type: (int, Any) -> None
+        if not children:
+            pending.append(signum)
+            return
+        with contextlib.suppress(OSError):
+            children[0].send_signal(signum)
+
     previous = {}
     for signum in FORWARDED_SIGNALS:
-        previous[signum] = signal.signal(signum, lambda s, _f: proc.send_signal(s))
+        previous[signum] = signal.signal(signum, forward)
     try:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stderr=subprocess.PIPE)
+        children.append(proc)
+        for queued in pending:
+            proc.send_signal(queued)
+        tail = bytearray()
+
+        def pump():
+            # type: () -> None
+            assert proc.stderr is not None
+            fd = proc.stderr.fileno()
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                with contextlib.suppress(OSError):
+                    os.write(2, chunk)
+                tail.extend(chunk)
+                del tail[:-TAIL_BYTES]
+
+        reader = threading.Thread(target=pump)
+        reader.daemon = True
+        reader.start()
         returncode = proc.wait()
     finally:
         for signum, handler in previous.items():
@@ -1029,7 +1063,11 @@ def parse_args(argv):
             raise PilotError(EXIT_BAD_ARGS, message, "see cops-pilot --help")
 
     parser = Parser(prog="cops-pilot", description="Run a payload in a container on a worker node.")
-    parser.add_argument("--image", help="docker://[registry/]repo[:tag], a rootfs directory or a .sif")
+    parser.add_argument(
+        "--image",
+        help="docker://[registry/]repo[:tag], a rootfs directory, a .sif, or host: to run COMMAND"
+        " on the node itself, uncontained (site validation)",
+    )
     parser.add_argument("--image-root", help="where docker:// images live (default /cvmfs/unpacked.cern.ch)")
     parser.add_argument("--runtime", help="comma-separated runtimes to try, in order")
     parser.add_argument(
@@ -1058,9 +1096,10 @@ def parse_args(argv):
     return args
 
 
-def payload_env(args, settings):
-    # type: (argparse.Namespace, Settings) -> Dict[str, str]
-    env = {"PATH": DEFAULT_PATH, "HOME": CONTAINER_WORKDIR}
+def payload_env(args, settings, home=CONTAINER_WORKDIR, path=DEFAULT_PATH):
+    # type: (argparse.Namespace, Settings, str, str) -> Dict[str, str]
+    """The payload's clean environment: PATH, HOME, the pass-through list, the job's --env."""
+    env = {"PATH": path, "HOME": home}
     for name in split_list(settings.pass_env) + list(args.pass_env):
         if not ENV_NAME.match(name):
             raise PilotError(EXIT_BAD_ARGS, "bad variable name {!r}".format(name), "use NAME")
@@ -1128,6 +1167,8 @@ class Job(object):
         self.report["workdir"] = workdir
         if args.report:
             self.report_path = os.path.join(workdir, args.report)
+        if is_host_image(args.image):
+            return self.run_on_host(workdir)
         image_root = args.image_root or settings.image_root
         self.report["image_root"] = image_root
         image = resolve_image(args.image, image_root)
@@ -1150,6 +1191,28 @@ class Job(object):
             return self.try_runtimes(order, launch, require)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def run_on_host(self, workdir):
+        # type: (str) -> int
+        """Host mode (--image host:): the payload runs on the node itself, told to explicitly."""
+        args = self.args
+        if args.bind:
+            raise PilotError(
+                EXIT_BAD_ARGS,
+                "--bind cannot apply with --image host: (no container)",
+                "drop --bind: the payload sees the node's own paths",
+            )
+        if args.require == "yes":
+            raise PilotError(
+                EXIT_BAD_ARGS,
+                "--require-container contradicts --image host:",
+                "drop one of them: host mode runs the payload uncontained",
+            )
+        env = payload_env(args, self.settings, home=workdir, path=os.environ.get("PATH") or DEFAULT_PATH)
+        self.report["image_path"] = None
+        self.report["binds"] = []
+        self.report["env_names"] = sorted(env)
+        return self.start(None, None, list(args.command), env, "host")  # type: ignore[return-value]
 
     def try_runtimes(self, order, launch, require):
         # type: (List[str], Launch, bool) -> int
@@ -1175,7 +1238,10 @@ class Job(object):
                 "see the runtime's message above; report it to the site",
             )
         if not require:
-            return self.start(None, None, list(launch.command), dict(launch.env))  # type: ignore[return-value]
+            env = dict(launch.env)
+            if env.get("HOME") == CONTAINER_WORKDIR:
+                env["HOME"] = launch.workdir  # no /srv on the host: HOME is the scratch itself
+            return self.start(None, None, list(launch.command), env, "uncontained")  # type: ignore[return-value]
         raise PilotError(
             EXIT_NO_RUNTIME,
             "no working container runtime among {} ({})".format(
@@ -1184,10 +1250,10 @@ class Job(object):
             "install apptainer or enable user namespaces; the payload is never run uncontained",
         )
 
-    def start(self, rt, attempt, argv, env):
-        # type: (Optional[Runtime], Optional[Attempt], List[str], Dict[str, str]) -> Optional[int]
+    def start(self, rt, attempt, argv, env, label="uncontained"):
+        # type: (Optional[Runtime], Optional[Attempt], List[str], Dict[str, str], str) -> Optional[int]
         """Run the payload; None when the runtime failed before the payload started."""
-        self.report["runtime"] = rt.name if rt else "uncontained"
+        self.report["runtime"] = rt.name if rt else label
         self.report["mode"] = attempt.mode if attempt else "none"
         self.report["argv"] = argv
         self.report["breadcrumbs"] = ";".join(crumbs(self.report["attempts"]))
@@ -1200,7 +1266,12 @@ class Job(object):
             return 0
         started = time.time()
         self.report["timings"] = {"setup_s": round(started - self.started, 4)}
-        outcome = execute(argv, env, self.report["workdir"])
+        try:
+            outcome = execute(argv, env, self.report["workdir"])
+        except OSError as exc:
+            if rt is not None:
+                raise
+            return self.not_started(argv[0], exc)
         self.report["timings"]["payload_s"] = round(time.time() - started, 4)
         failure = rt.start_failure(outcome.returncode, outcome.stderr_tail) if rt else None
         if failure and attempt is not None:
@@ -1211,6 +1282,18 @@ class Job(object):
         self.report["exit_code"] = code
         self.report["signal"] = signum
         self.report["wrapper_exit_reason"] = "payload-signal" if signum else "payload"
+        return code
+
+    def not_started(self, command, exc):
+        # type: (str, OSError) -> int
+        """An uncontained payload that cannot be executed: 127 (not found) or 126, as a shell does."""
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        message = "{}: {}".format(command, exc.strerror or exc)
+        sys.stderr.write("cops-pilot: payload not started: " + message + "\n")
+        self.report["exit_code"] = code
+        self.report["signal"] = None
+        self.report["wrapper_exit_reason"] = "payload"
+        self.report["payload_error"] = message
         return code
 
     def fail(self, error):
@@ -1252,7 +1335,9 @@ def quote(arg):
 def list_runtimes(args, settings):
     # type: (argparse.Namespace, Settings) -> int
     order = split_list(args.runtime) if args.runtime else settings.order()
-    image = resolve_image(args.image, args.image_root or settings.image_root) if args.image else None
+    image = None  # type: Optional[Image]
+    if args.image and not is_host_image(args.image):
+        image = resolve_image(args.image, args.image_root or settings.image_root)
     cache = ProbeCache(ProbeCache.choose_dir(settings.cache_dir, os.environ), settings.ttl())
     attempts = detect(order, image, cache=cache)
     userns = userns_status()

@@ -98,7 +98,7 @@ def _stop(proc: subprocess.Popen[str], pid: int | None) -> None:
 
 
 def daemon(adapter: Adapter, work: Path) -> str:
-    """Is the payload a descendant of the launching command? If not, a daemon started it."""
+    """Is the payload a descendant of the launching command? If not, who holds it."""
     proc, pid = _start_sleeper(adapter, work, "sleep TOKEN")
     try:
         if pid is None:
@@ -111,9 +111,19 @@ def daemon(adapter: Adapter, work: Path) -> str:
             chain.append(cur)
             if cur == proc.pid:
                 return f"no (payload is a child of the launcher, {len(chain)} level(s) down)"
-        return "yes (payload is not a descendant of the launcher)"
+        holder = _comm(chain[0]) if chain else "?"
+        return (
+            f"detached: the payload's parent is {holder} (pid {chain[0] if chain else '?'}), not the launcher"
+        )
     finally:
         _stop(proc, pid)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
 
 
 def sigterm_forwarded(adapter: Adapter, work: Path) -> str:
@@ -127,7 +137,11 @@ def sigterm_forwarded(adapter: Adapter, work: Path) -> str:
         proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        return "yes" if marker.exists() else f"no (launcher exit {proc.returncode}, payload not told)"
+        if marker.exists():
+            return "yes"
+        if proc.returncode is None:
+            return "no (launcher still running 10 s after SIGTERM, payload not told)"
+        return f"no (launcher exit {proc.returncode}, payload not told)"
     finally:
         _stop(proc, pid)
 
@@ -224,7 +238,7 @@ def privilege(adapter: Adapter, work: Path) -> str:
 
 
 CHECKS: dict[str, Callable[[Adapter, Path], str]] = {
-    "daemon": daemon,
+    "daemon (who holds the payload)": daemon,
     "privilege mode (declared)": privilege,
     "user namespace": userns,
     "exit code": exit_code,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -27,6 +28,8 @@ PYTHON = "/usr/bin/python3"  # the system interpreter: any account can run it
 EXIT = 3
 TIMEOUT = 120.0
 USER_PATH = "/usr/local/bin:/usr/bin:/bin:" + SBIN_PATH
+PROBE_EXIT = re.compile(r"(\w[\w.-]*):probe-failed\((probe exit \d+: .*?)\)+(?:;|$)")
+REASON_CHARS = 160
 
 
 def unreachable(path: Path, uid: int, gid: int) -> str:
@@ -151,5 +154,12 @@ def _run_as(adapter: Adapter, area: Path, entry: pwd.struct_passwd | None, uid: 
     who = f"uid {uid} outside, {inside[0]} inside" if inside and inside[0].isdigit() else f"uid {uid}"
     if proc.returncode == EXIT and inside and inside[0].isdigit():
         return f"yes (as {name}, {who}){note}"
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    return f"no (as {name}, exit {proc.returncode}: {(lines or [''])[-1].strip()[:200]}){note}"
+    return f"no (as {name}, exit {proc.returncode}: {_reason(proc.stderr)}){note}"
+
+
+def _reason(stderr: str) -> str:
+    """The runtime's own words from the wrapper's error line (its probe output), else the last line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    last = lines[-1] if lines else ""
+    match = PROBE_EXIT.search(last)
+    return (f"{match.group(1)}: {match.group(2)}" if match else last)[:REASON_CHARS]

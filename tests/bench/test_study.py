@@ -32,6 +32,10 @@ def test_discover_gives_why_rows_found_by_the_tool(bench_image: BenchImage, tmp_
     assert rows[0]["exit code"] == "42 passed"
     assert rows[0]["binds"] == "/cvmfs ro enforced; scratch at /srv rw"
     assert rows[0]["SIMD flags inside"] == "same as host"
+    assert rows[0]["daemon (who holds the payload)"].startswith("no (payload is a child of the launcher")
+    # pytest's temp dirs are 0700, so the unprivileged user cannot reach this image: said, not guessed
+    rootless = rows[0]["works rootless (measured)"]
+    assert rootless.startswith("not measured: the image is out of the user's reach")
 
 
 @pytest.mark.skipif(shutil.which("crun") is None, reason="crun (Debian crun) absent")

@@ -292,8 +292,16 @@ class DiracXBackend:
             return "".join(p.read_text(errors="replace") for p in parts if p.is_file())
 
     def describe(self, jobs: Sequence[JobRecord]) -> str:
-        placeholder = "SB:<input sandbox: uploaded at submission>"
-        return "".join(jdl.single_jdl(j, [placeholder], self.opts) for j in jobs)
+        """The JDLs ``submit`` would send (a parametric JDL per expressible group)."""
+        sandbox = ["SB:<input sandbox: uploaded at submission>"]
+        groups: dict[str | None, list[JobRecord]] = {}
+        for job in jobs:
+            groups.setdefault(job.bulk_id if self.settings.parametric else None, []).append(job)
+        texts = []
+        for bulk, members in groups.items():
+            text = jdl.parametric_jdl(members, sandbox, self.opts) if bulk else None
+            texts += [text] if text else [jdl.single_jdl(j, sandbox, self.opts) for j in members]
+        return "".join(texts)
 
     def check(self) -> Health:
         try:

@@ -1,4 +1,8 @@
-"""ARC CE backend (ARC 6/7) over the REST interface: bulk ADL submit, delegation, uploads.
+"""ARC CE backend (ARC 6/7): REST (bulk ADL submit, delegation, uploads) or the arc* tools.
+
+``transport: rest`` speaks the CE's REST interface from Python (only ``pip install``
+needed); ``transport: cli`` runs the ARC client tools (:mod:`arc_cli`); ``auto`` (the
+default) uses REST when the CE offers it and the tools otherwise (CEs without REST).
 
 Every job runs the pilot wrapper as its executable (uploaded with the inputs). The job
 name on the CE is ``cops-<id>``, which is how :meth:`lookup` finds a job whose submit
@@ -16,6 +20,7 @@ from typing import ClassVar, Literal
 
 from computeops_grid.backends import arc_desc as desc
 from computeops_grid.backends import arc_states
+from computeops_grid.backends.arc_cli import ArcCli, tools_installed
 from computeops_grid.backends.arc_rest import ArcRest, Uncertain
 from computeops_grid.backends.base import (
     BackendContext,
@@ -51,6 +56,8 @@ class ArcSettings(BackendSettings):
     image_root: str | None = None  # image repository as the worker nodes see it
     description_format: Literal["adl", "xrsl"] = "adl"  # what --dry-run prints
     timeout: float = 30.0
+    transport: Literal["auto", "rest", "cli"] = "auto"  # auto: REST if the CE offers it, else arc* tools
+    cli_endpoint_type: str = "arcrest"  # arcsub -T: arcrest, emies, gridftpjob
 
 
 class ArcBackend:
@@ -82,6 +89,27 @@ class ArcBackend:
             gpu_runtime_environment=settings.gpu_runtime_environment,
             image_root=settings.image_root,
         )
+        self.cli = ArcCli(
+            self.rest.base, self.proxy, ca_dir, context.home / "arc" / "jobs.dat",
+            opts=self.opts, pilot=context.pilot, endpoint_type=settings.cli_endpoint_type,
+            timeout=settings.timeout, name=self.name,
+        )  # fmt: skip
+        self._use_cli: bool | None = None
+
+    def tools(self) -> ArcCli | None:
+        """The arc* tools when they are the transport (by option, or ``auto`` on a CE without REST)."""
+        if self._use_cli is None:
+            mode = self.settings.transport
+            if mode == "auto":
+                try:
+                    self.rest.discover_version()
+                    mode = "rest"
+                except BackendError as exc:  # the CE answered, but no REST we speak
+                    if exc.transient or not tools_installed():
+                        raise
+                    mode = "cli"
+            self._use_cli = mode == "cli"
+        return self.cli if self._use_cli else None
 
     def _job_id(self, job: JobRecord) -> str:
         return (job.native_id or "").rstrip("/").rsplit("/", 1)[-1]
@@ -98,6 +126,8 @@ class ArcBackend:
 
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
         """All descriptions in one request, then the wrapper and inputs into each session dir."""
+        if tools := self.tools():
+            return tools.submit(jobs)
         for job in jobs:
             input_sources(job)  # a missing input is the job file's fault: refuse before the CE sees it
         delegation = with_retries(self.rest.delegate, what="delegation")
@@ -132,6 +162,8 @@ class ArcBackend:
 
     def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
         """One bulk ``status`` call; finished jobs get exit code and failure reason from ``info``."""
+        if tools := self.tools():
+            return tools.status(jobs)
         ids = {self._job_id(j): j for j in jobs if j.native_id}
         states = self.rest.status(list(ids))
         final = [i for i, s in states.items() if s.upper() in arc_states.FINAL_NATIVE]
@@ -153,9 +185,14 @@ class ArcBackend:
         for job in jobs:
             ce_id = names.get(desc.job_name(job))
             found[job.id] = SubmitResult(job_id=job.id, native_id=self._native(ce_id)) if ce_id else None
+        if any(found.values()) and self.tools():
+            self.cli.sync()  # arcstat & co. only know jobs in their job list
         return found
 
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
+        if tools := self.tools():
+            tools.cancel(jobs)
+            return
         replies = self.rest.kill([self._job_id(j) for j in jobs if j.native_id])
         refused = [r for r in replies if str(r.get("status-code")) not in ("200", "201", "202")]
         if refused:
@@ -164,6 +201,8 @@ class ArcBackend:
     # -- files, dry run, health -----------------------------------------------------
 
     def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
+        if tools := self.tools():
+            return tools.fetch_outputs(job, dest)
         ce_id = self._job_id(job)
         fetched = []
         for name in self.rest.session_files(ce_id):
@@ -176,6 +215,8 @@ class ArcBackend:
         return fetched
 
     def logs(self, job: JobRecord) -> str:
+        if tools := self.tools():
+            return tools.logs(job)
         ce_id = self._job_id(job)
         parts = []
         for name in (desc.STDOUT, desc.STDERR):
@@ -196,6 +237,10 @@ class ArcBackend:
         if problem:
             return Health(reachable=False, detail=f"credential: {problem}")
         try:
+            if tools := self.tools():
+                health = tools.check()
+                health.warnings.extend(warnings)
+                return health
             version = self.rest.discover_version()
             self.rest.list_jobs()
         except CopsError as exc:

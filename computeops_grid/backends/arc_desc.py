@@ -111,8 +111,18 @@ def _rsl(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def xrsl(job: JobRecord, opts: DescOptions, delegation_id: str | None = None) -> str:
-    """The same job as xRSL (``--dry-run --format xrsl``, older CEs, ``arcsub``)."""
+def xrsl(
+    job: JobRecord,
+    opts: DescOptions,
+    delegation_id: str | None = None,
+    sources: dict[str, str] | None = None,
+) -> str:
+    """The same job as xRSL (``--dry-run --format xrsl``, older CEs, ``arcsub``).
+
+    ``sources`` maps input names to local paths ``arcsub`` uploads (default: none, the
+    inputs are uploaded separately).
+    """
+    sources = sources or {}
     res = job.spec.resources
     queue = job.spec.backend_options.get("queue") or opts.queue
     attrs = [
@@ -120,7 +130,7 @@ def xrsl(job: JobRecord, opts: DescOptions, delegation_id: str | None = None) ->
         f"(executable={_rsl(PILOT_FILE)})",
         "(arguments=" + " ".join(_rsl(a) for a in wrapper_args(job, opts)) + ")",
         f'(stdout="{STDOUT}")(stderr="{STDERR}")',
-        "(inputfiles=" + "".join(f'({_rsl(n)} "")' for n in input_names(job)) + ")",
+        "(inputfiles=" + "".join(f"({_rsl(n)} {_rsl(sources.get(n, ''))})" for n in input_names(job)) + ")",
         "(outputfiles=" + "".join(f'({_rsl(n)} "")' for n in output_names(job)) + ")",
         f"(count={res.cores})",
         f"(memory={max(1, math.ceil(res.memory / 2**20 / res.cores))})",

@@ -28,6 +28,8 @@ VERSIONS = ("1.1", "1.0")
 class Uncertain(BackendUnavailable):
     """The request may have reached the CE; only a lookup can tell what happened."""
 
+    uncertain = True  # never retried blindly (see retry.with_retries)
+
 
 def rest_base(ce: str) -> str:
     """``arc://host``, ``host[:port]`` or ``https://host:port/arex`` -> ``https://host:port/arex``."""

@@ -16,14 +16,15 @@ T = TypeVar("T")
 def with_retries(call: Callable[[], T], *, attempts: int = 3, delay: float = 0.5, what: str = "") -> T:
     """Run ``call``; a :class:`BackendError` with ``transient`` set is retried with backoff.
 
-    A non-transient error (the backend refused) is raised at once; the last transient
-    error is raised when the attempts are used up.
+    A non-transient error (the backend refused) is raised at once, and so is one marked
+    ``uncertain`` (the request may have arrived: repeating it could run a job twice); the
+    last transient error is raised when the attempts are used up.
     """
     for attempt in range(1, attempts + 1):
         try:
             return call()
         except BackendError as exc:
-            if not exc.transient or attempt == attempts:
+            if not exc.transient or getattr(exc, "uncertain", False) or attempt == attempts:
                 raise
             log.info("%s failed (%s); retry %d/%d in %.1fs", what, exc.message, attempt, attempts - 1, delay)
             time.sleep(delay)

@@ -3,7 +3,8 @@
 Follows ../shared/notes/arc-ce-local.md: test CA from the arex postinst, a user cert from
 ``arctl test-ca usercert``, VOMS proxies for the fake VO ``cops.test`` made with
 ``voms-proxy-fake`` (no VOMS server), the ``.lsc`` file A-REX needs, and the two
-``arched`` processes (web service + job manager) on the Slurm LRMS of ``tests/services/slurm``.
+``arched`` processes (web service + job manager), on the fork LRMS (jobs run as ``nobody``
+on this machine) or on the Slurm LRMS of ``tests/services/slurm``.
 """
 
 from __future__ import annotations
@@ -37,11 +38,7 @@ x509_cert_dir = {certs}
 voms = {vo} * * *
 [mapping]
 map_to_user = copsvo nobody:nogroup
-[lrms]
-lrms = slurm
-slurm_bin_path = /usr/bin
-slurm_use_sacct = no
-slurm_wakeupperiod = 2
+{lrms}
 [arex]
 loglevel = 3
 logfile = {d}/log/arex.log
@@ -62,8 +59,17 @@ allowaccess = copsvo
 logfile = {d}/log/infoprovider.log
 [infosys/glue2]
 [infosys/cluster]
-[queue:debug]
+[queue:{queue}]
 """
+SLURM_LRMS = """\
+[lrms]
+lrms = slurm
+slurm_bin_path = /usr/bin
+slurm_use_sacct = no
+slurm_wakeupperiod = 2"""
+FORK_LRMS = """\
+[lrms]
+lrms = fork"""
 
 AREX_XML = """\
 <ArcConfig xmlns="http://www.nordugrid.org/schemas/ArcConfig/2007"
@@ -88,8 +94,13 @@ class ArcCE:
     port: int
     user_cert: Path
     user_key: Path
+    lrms: str = "slurm"
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     lsc: Path | None = None
+
+    @property
+    def queue(self) -> str:
+        return "debug" if self.lrms == "slurm" else "fork"
 
     @property
     def url(self) -> str:
@@ -127,6 +138,7 @@ class ArcCE:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        _kill_leftovers(self.root / "session")
         if self.lsc is not None:
             shutil.rmtree(self.lsc.parent, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -179,8 +191,28 @@ def wait_port(host: str, port: int, timeout: float) -> None:
     raise RuntimeError(f"A-REX did not listen on {host}:{port} within {timeout} s")
 
 
-def start_arc(slurm: SlurmCluster) -> ArcCE:
-    """Start A-REX (WS + job manager) on the given Slurm; returns when REST answers."""
+def _kill_leftovers(session: Path) -> None:
+    """The fork LRMS kills only a job's top PID: end what still runs in this CE's session dir."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cwd.startswith(str(session)) or str(session).encode() in cmdline:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def start_arc(slurm: SlurmCluster | None = None) -> ArcCE:
+    """Start A-REX (WS + job manager) on the given Slurm, or on the fork LRMS without one.
+
+    Returns when REST answers.
+    """
     for tool in ("arched", "arcctl", "voms-proxy-fake", "openssl"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise RuntimeError(f"{tool} is not installed (see etc/deps/apt-grid.txt)")
@@ -194,13 +226,18 @@ def start_arc(slurm: SlurmCluster) -> ArcCE:
     host, port = socket.gethostname(), free_port()  # the host cert's name (getfqdn says localhost)
     _dhparam(root / "control" / "dhparam.pem")
     cert, key = _user_cert(root)
-    ce = ArcCE(root=root, host=host, port=port, user_cert=cert, user_key=key, lsc=_lsc(host))
+    lrms = "fork" if slurm is None else "slurm"
+    ce = ArcCE(root=root, host=host, port=port, user_cert=cert, user_key=key, lrms=lrms, lsc=_lsc(host))
     conf = root / "arc.conf"
     conf.write_text(
-        ARC_CONF.format(host=host, port=port, d=root, vo=VO, hostkey=HOSTKEY, hostcert=HOSTCERT, certs=CERTS)
-    )
+        ARC_CONF.format(
+            host=host, port=port, d=root, vo=VO, hostkey=HOSTKEY, hostcert=HOSTCERT, certs=CERTS,
+            lrms=FORK_LRMS if slurm is None else SLURM_LRMS, queue=ce.queue,
+        )
+    )  # fmt: skip
     (root / "run" / "arex.xml").write_text(AREX_XML.format(host=host, port=port, d=root))
-    env = {**slurm.env, "ARC_CONFIG": str(conf), "TMPDIR": str(root / "tmp")}
+    base_env = dict(os.environ) if slurm is None else slurm.env
+    env = {**base_env, "ARC_CONFIG": str(conf), "TMPDIR": str(root / "tmp")}
     try:
         runconfig = str(root / "run" / "arched-arex.cfg")
         parser = ["/usr/lib/arc/arcconfig-parser", "--config", str(conf), "--runconfig", runconfig, "--save"]

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from computeops_grid.bench.runtimes import SBIN_PATH, Adapter
+from computeops_grid.bench.runtimes import DAEMON_ENV, SBIN_PATH, Adapter
 
 DEFAULT_USER = "nobody"  # exists everywhere; the tests use copsuser (tests/pilot creates it)
 PYTHON = "/usr/bin/python3"  # the system interpreter: any account can run it
@@ -131,8 +131,9 @@ def _run_as(adapter: Adapter, area: Path, entry: pwd.struct_passwd | None, uid: 
         "HOME": str(area / "home"),
         "USER": name,
         "LOGNAME": name,
-        "COPS_PILOT_CONFIG": os.devnull,
+        "COPS_PILOT_CONFIG": os.devnull,  # the site's config must not change what is measured
     }
+    env.update({k: os.environ[k] for k in DAEMON_ENV if k in os.environ})  # e.g. the study's own dockerd
     argv = [PYTHON, str(wrapper), "--image", str(adapter.rootfs), "--runtime", adapter.name]
     argv += [
         "--require-container",

@@ -7,18 +7,18 @@ measures the feature matrix and writes the report with its answer drawn from the
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from computeops_grid.bench import features, report, rootless, workloads
+from computeops_grid.bench.docker_setup import docker_for_study
 from computeops_grid.bench.image import build_image
 from computeops_grid.bench.results import Measurement, Row, Study, WorkloadInfo, summary_rows
 from computeops_grid.bench.runner import Plan, run_study
@@ -53,7 +53,8 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
     image = build_image(out / "image")
     work = Path(tempfile.mkdtemp(prefix="cops-bench-", dir=out))
     try:
-        with _docker_if_wanted(options.runtimes) as docker_note:
+        wanted = "docker" in options.runtimes and "docker" in load_pilot().RUNTIMES
+        with docker_for_study(wanted) as docker_note:
             scratch = work / "scratch"
             scratch.mkdir()
             systems, infos, adapters = discover(options.runtimes, image.rootfs, scratch, work)
@@ -78,24 +79,6 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
         notes=[n for n in (docker_note,) if n],
     )
     return report.write(study, out, conclude(study))
-
-
-@contextlib.contextmanager
-def _docker_if_wanted(names: list[str]) -> Iterator[str]:
-    """A private dockerd for the study when docker is asked for and the wrapper can drive it."""
-    if "docker" not in names or "docker" not in load_pilot().RUNTIMES or os.environ.get("DOCKER_HOST"):
-        yield ""
-        return
-    from computeops_grid.bench.daemons import PrivateDockerd  # noqa: PLC0415 - only with docker
-
-    daemon = PrivateDockerd(Path(tempfile.mkdtemp(prefix="cb-", dir="/tmp")))
-    daemon.start()
-    os.environ["DOCKER_HOST"] = daemon.host
-    try:
-        yield f"docker: a private dockerd was started for the study ({daemon.root})"
-    finally:
-        os.environ.pop("DOCKER_HOST", None)
-        daemon.stop()
 
 
 def _environment(level: str, options: Options) -> dict[str, str]:

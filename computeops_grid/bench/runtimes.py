@@ -56,6 +56,8 @@ SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
 CONTAINER_SCRATCH = "/srv"  # the wrapper binds the job's work directory there
 PROBE_TIMEOUT = 60.0
 VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
+# where a daemon-based runtime's client finds its daemon: the study may have started its own
+DAEMON_ENV = ("DOCKER_HOST",)
 
 
 class RuntimeSetupError(CopsError):
@@ -84,7 +86,11 @@ class Adapter:
         if refusal:
             raise OSError(f"{self.name} adapter refuses: {refusal}")
         out_argv, out_env = self.runtime.build(launch, self.binary)
-        return list(out_argv), dict(out_env)
+        env = dict(out_env)
+        for key in DAEMON_ENV:
+            if key in os.environ:
+                env.setdefault(key, os.environ[key])
+        return list(out_argv), env
 
     def system(self) -> System:
         def with_gpu(argv: list[str], workdir: Path) -> tuple[list[str], dict[str, str] | None]:

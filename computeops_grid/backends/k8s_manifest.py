@@ -62,6 +62,37 @@ class ManifestOptions(BackendSettings):
     credentials: list[Credential] = Field(default_factory=list)
 
 
+def escape(text: str) -> str:
+    """Kubernetes expands ``$(VAR)`` in command/args and turns ``$$`` into ``$``: double every
+    ``$`` so the container gets the job's argv verbatim, as on every other backend."""
+    return text.replace("$", "$$")
+
+
+def kubelet_expand(text: str, env: dict[str, str]) -> str:
+    """What the kubelet does to command/args (``$$`` -> ``$``; ``$(VAR)`` -> value if defined).
+
+    Mirrors Kubernetes' ``third_party/forked/golang/expansion``; used to hand pod templates
+    to consumers that do not implement it (``podman kube play`` 4.3 passes args verbatim).
+    """
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "$" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            end = text.find(")", i + 2) if nxt == "(" else -1
+            if end != -1:
+                name = text[i + 2 : end]
+                out.append(env.get(name, text[i : end + 1]))
+                i = end + 1
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
 def job_name(first: JobRecord) -> str:
     """DNS-1123 name embedding the cops-grid id (of the first element for an Indexed Job)."""
     return f"cops-{first.id}"
@@ -137,7 +168,7 @@ def build_job(group: Sequence[JobRecord], opts: ManifestOptions) -> Any:
     env = [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(spec.environment.items())] + cred_env
     container = k8s.V1Container(
         name="main", image=engine_name(spec.image), image_pull_policy=opts.image_pull_policy,
-        command=[spec.command], args=list(spec.arguments) or None, env=env or None,
+        command=[escape(spec.command)], args=[escape(a) for a in spec.arguments] or None, env=env or None,
         working_dir=WORKDIR, resources=_resources(first), volume_mounts=mounts,
     )  # fmt: skip
     labels = {LABEL_MANAGED: "true", LABEL_ID: first.id}
@@ -179,16 +210,24 @@ def from_dict(data: dict[str, Any], kind: str = "V1Job") -> Any:
     return k8s.ApiClient().deserialize(json.dumps(data), kind, "application/json")
 
 
-def pod_of(job: dict[str, Any], index: int | None = None) -> dict[str, Any]:
-    """The Pod the Job controller would create (``kube play`` does not accept ``kind: Job``)."""
+def pod_of(job: dict[str, Any], index: int | None = None, *, expand: bool = False) -> dict[str, Any]:
+    """The Pod the Job controller would create (``kube play`` does not accept ``kind: Job``).
+
+    ``expand`` applies the kubelet's ``$(VAR)``/``$$`` expansion to command and args.
+    """
     template = job["spec"]["template"]
     meta = dict(template.get("metadata", {}))
     name = job["metadata"]["name"] if index is None else f"{job['metadata']['name']}-{index}"
     spec = dict(template["spec"])
+    main = dict(spec["containers"][0])
     if index is not None:
-        main = dict(spec["containers"][0])
         main["env"] = [*main.get("env", []), {"name": "JOB_COMPLETION_INDEX", "value": str(index)}]
-        spec["containers"] = [main, *spec["containers"][1:]]
+    if expand:
+        env = {e["name"]: e.get("value", "") for e in main.get("env", [])}
+        for key in ("command", "args"):
+            if key in main:
+                main[key] = [kubelet_expand(a, env) for a in main[key]]
+    spec["containers"] = [main, *spec["containers"][1:]]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {**meta, "name": name}, "spec": spec}
 
 

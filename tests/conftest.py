@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -115,3 +115,34 @@ def arc_ce(slurm_cluster: SlurmCluster, grid_images: Path) -> Iterator[ArcCE]:
 def good_proxy(arc_ce: ArcCE) -> Path:
     """A 24 h VOMS proxy of VO ``cops.test`` (0600), accepted by ``arc_ce``."""
     return arc_ce.proxy("good")
+
+
+@pytest.fixture
+def slurm_settings(slurm_cluster: SlurmCluster) -> dict[str, Any]:
+    """``backends.slurm:`` for the session's Slurm (job dirs under ``$COPS_GRID_HOME/jobs``)."""
+    return {"slurm_conf": str(slurm_cluster.conf)}
+
+
+@pytest.fixture
+def arc_settings(arc_ce: ArcCE, good_proxy: Path, grid_images: Path) -> dict[str, Any]:
+    """``backends.arc:`` for the session's A-REX, with the good proxy and the VO it must carry."""
+    from tests.services.arc import CERTS, VO
+
+    return {
+        "ce": arc_ce.url,
+        "proxy": str(good_proxy),
+        "ca_dir": str(CERTS),
+        "queue": "debug",
+        "vo": VO,
+        "image_root": str(grid_images),
+    }
+
+
+def configure_backend(home: Path, name: str, settings: dict[str, Any]) -> None:
+    """Add ``backends.<name>`` to ``$COPS_GRID_HOME/config.yaml``."""
+    import yaml
+
+    config = home / "config.yaml"
+    data = yaml.safe_load(config.read_text()) or {}
+    data.setdefault("backends", {})[name] = settings
+    config.write_text(yaml.safe_dump(data))

@@ -254,7 +254,7 @@ class SlurmBackend:
                 missing.append(job)
                 continue
             code = (
-                st.exit_code_from_files(job.workdir)
+                st.exit_code_from_files(job_workdir(job, self.jobs_dir))
                 if st.STATE_MAP.get(native.state, None)
                 in (
                     JobState.COMPLETED,
@@ -273,10 +273,10 @@ class SlurmBackend:
         return result
 
     def _resolve_gone(self, job: JobRecord, accounted: tuple[str, int | None] | None) -> StatusInfo | None:
-        code = st.exit_code_from_files(job.workdir)
+        code = st.exit_code_from_files(job_workdir(job, self.jobs_dir))
         if accounted is not None:
             return st.to_status(accounted[0], "", code if code is not None else accounted[1])
-        info = st.from_files(job.workdir)
+        info = st.from_files(job_workdir(job, self.jobs_dir))
         if info is None and job.native_id:
             info = StatusInfo(
                 state=JobState.FAILED,

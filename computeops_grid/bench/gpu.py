@@ -26,9 +26,11 @@ from computeops_grid.errors import CopsError
 log = logging.getLogger(__name__)
 
 DRIVER = "libcuda.so.1"
-# libcuda dlopens the PTX JIT compiler for cuModuleLoadData(PTX): ship it too when present
-DRIVER_HELPERS = ("libnvidia-ptxjit-compiler.so.1",)
+# libcuda dlopens the PTX JIT compiler for cuModuleLoadData(PTX), which itself may need the
+# versioned libnvidia-gpucomp: ship those too when present
+DRIVER_HELPERS = ("libnvidia-ptxjit-compiler.so.1", "libnvidia-gpucomp.so.*")
 DRIVER_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/nvidia/lib64", "/usr/lib/wsl/lib")
+SETUP_ERROR = "bench/gpu-setup-error"  # in the image: why the check could not be built
 LDD_LINE = re.compile(r"^\s*(?:(\S+) => )?(/\S+) \(0x[0-9a-f]+\)$")
 
 
@@ -44,10 +46,11 @@ class GpuHost:
     smi: str | None  # path of nvidia-smi
     smi_gpus: tuple[str, ...]  # its `-L` lines, or its error line
     driver: str | None  # path of libcuda.so.1
+    setup_error: str = ""  # set when the check could not be built although a GPU is there
 
     @property
     def available(self) -> bool:
-        return bool(self.devices) and self.driver is not None
+        return bool(self.devices) and self.driver is not None and not self.setup_error
 
     @property
     def why(self) -> str:
@@ -61,6 +64,8 @@ class GpuHost:
         ]
         if self.smi_gpus:
             found.append(f"nvidia-smi -L: {self.smi_gpus[0][:120]}")
+        if self.setup_error:
+            found.append(f"the GPU check could not be built: {self.setup_error[:300]}")
         return "; ".join(found)
 
     @property
@@ -127,10 +132,9 @@ def install(rootfs: Path, host: GpuHost) -> None:
     if proc.returncode != 0:
         raise GpuSetupError(f"compiling the GPU check failed: {proc.stderr.strip()[-500:]}")
     libs = {**dependencies(str(check)), DRIVER: host.driver, **dependencies(host.driver)}
-    for helper in DRIVER_HELPERS:
-        found = str(Path(host.driver).parent / helper)
-        if Path(found).exists():
-            libs[helper] = found
+    for pattern in DRIVER_HELPERS:
+        for found in sorted(glob.glob(str(Path(host.driver).parent / pattern))):
+            libs.update({Path(found).name: found, **dependencies(found)})
     for soname, path in libs.items():
         name = GPU_LOADER if soname.startswith("ld-linux") else soname
         shutil.copy2(Path(path).resolve(), target / name)

@@ -7,6 +7,7 @@ mount points for /scratch and /cvmfs. Everything is world-readable so rootless r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -111,6 +112,8 @@ def build_image(dest: Path) -> BenchImage:
     rootfs = dest / f"rootfs-{key}"
     if not (rootfs / ".complete").exists():
         _populate(rootfs, level, host_gpu)
+    if (rootfs / gpu.SETUP_ERROR).exists():  # a GPU is there but the check could not be built
+        host_gpu = dataclasses.replace(host_gpu, setup_error=(rootfs / gpu.SETUP_ERROR).read_text())
     return BenchImage(rootfs=rootfs, best_level=level, files_sum=files_sum(), gpu=host_gpu)
 
 
@@ -132,7 +135,10 @@ def _populate(rootfs: Path, level: str, host_gpu: gpu.GpuHost) -> None:
         for f in range(FILES_PER_DIR):
             (sub / f"f{f:03d}.py").write_bytes(file_content(d, f))
     if host_gpu.available:
-        gpu.install(rootfs, host_gpu)
+        try:
+            gpu.install(rootfs, host_gpu)
+        except gpu.GpuSetupError as exc:
+            (rootfs / gpu.SETUP_ERROR).write_text(exc.message)
     for path in (rootfs, *rootfs.rglob("*")):
         if not path.is_symlink():
             os.chmod(path, path.stat().st_mode | 0o755 if path.is_dir() else path.stat().st_mode | 0o444)

@@ -137,3 +137,30 @@ def test_gpu_kernel_runs_inside_bubblewrap(tmp_path: Path) -> None:
     data = json.loads(written.json.read_text())
     assert [m["error"] for m in data["measurements"]] == ["", "", "", ""]
     assert "GPU: the kernel ran inside bubblewrap" in written.markdown.read_text()
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (Debian bubblewrap) absent")
+def test_shipped_check_finds_device_and_driver_through_its_own_loader(tmp_path: Path) -> None:
+    """The packaging of the GPU path, run here with stand-ins for what only a GPU node has.
+
+    Stand-ins (said so): /dev/null bound at /dev/nvidia0 inside bubblewrap plays the device
+    node, and libm plays libcuda.so.1 (a real library without the CUDA symbols). What is real:
+    the check compiled and copied into an image with its loader and libraries by ``install``,
+    started through that loader inside a container, opening the device and dlopening the
+    driver from the image; it must get as far as asking libcuda for cuInit.
+    """
+    rootfs = tmp_path / "rootfs"
+    for sub in ("proc", "dev", "tmp"):
+        (rootfs / sub).mkdir(parents=True)
+    libm = gpu.find_library("libm.so.6")
+    assert libm is not None
+    gpu.install(rootfs, gpu.GpuHost(("/dev/null",), None, (), libm))
+    shipped = sorted(p.name for p in (rootfs / "bench" / "gpu").iterdir())
+    assert {"gpu-check", "ld-linux-x86-64.so.2", "libc.so.6", "libcuda.so.1"} <= set(shipped)
+    inner = by_name(["gpu"])[0].argv(Paths("", "/srv"), Scale(1, 1, 1, 1, 1, 1, 1, 1, 64, 10))
+    bwrap = ["bwrap", "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev"]
+    with_device = [*bwrap, "--dev-bind", "/dev/null", "/dev/nvidia0", "--", *inner]
+    proc = subprocess.run(with_device, capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stderr.strip()) == (7, "gpu-check: cuInit missing from libcuda.so.1")
+    proc = subprocess.run([*bwrap, "--", *inner], capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stderr.strip()) == (6, "gpu-check: no /dev/nvidia<N> device node visible")

@@ -39,6 +39,7 @@ from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
 log = logging.getLogger(__name__)
+WAITING = frozenset({"ACCEPTING", "ACCEPTED", "PREPARING"})  # REST states before the inputs are in
 
 
 def default_proxy() -> str:
@@ -153,10 +154,14 @@ class ArcBackend:
             error = BackendError(f"the CE {self.rest.base} refused the job: {reason}", backend=self.name)
             return SubmitResult(job_id=job.id, error=error)
         ce_id = str(reply["id"])
+        self._upload(job, ce_id)
+        return SubmitResult(job_id=job.id, native_id=self._native(ce_id), state=JobState.QUEUED)
+
+    def _upload(self, job: JobRecord, ce_id: str) -> None:
+        """The wrapper and the inputs into the job's session dir (the CE waits for them)."""
         self.rest.upload(ce_id, PILOT_FILE, self.context.pilot.read_bytes())
         for src in input_sources(job):
             self.rest.upload(ce_id, src.name, src.read_bytes())
-        return SubmitResult(job_id=job.id, native_id=self._native(ce_id), state=JobState.QUEUED)
 
     # -- status, lookup, cancel -----------------------------------------------------
 
@@ -179,12 +184,23 @@ class ArcBackend:
         return result
 
     def lookup(self, jobs: Sequence[JobRecord]) -> dict[str, SubmitResult | None]:
-        """Find jobs by their name ``cops-<id>`` among this user's jobs on the CE."""
+        """Find jobs by their name ``cops-<id>`` among this user's jobs on the CE.
+
+        A job found still waiting for its inputs (the reply to the submit was lost, so the
+        client never uploaded them) gets them now, so it runs instead of timing out.
+        """
         names = {a.get("Name"): ce_id for ce_id, a in self.rest.activities(self.rest.list_jobs()).items()}
+        hits = {job.id: names.get(desc.job_name(job)) for job in jobs}
+        waiting = {i for i, s in self.rest.status([c for c in hits.values() if c]).items() if s in WAITING}
         found: dict[str, SubmitResult | None] = {}
         for job in jobs:
-            ce_id = names.get(desc.job_name(job))
+            ce_id = hits[job.id]
             found[job.id] = SubmitResult(job_id=job.id, native_id=self._native(ce_id)) if ce_id else None
+            if ce_id in waiting:
+                log.info(
+                    "job %s was found waiting for its inputs on %s: uploading them", job.id, self.rest.base
+                )
+                self._upload(job, ce_id)
         if any(found.values()) and self.tools():
             self.cli.sync()  # arcstat & co. only know jobs in their job list
         return found

@@ -1,55 +1,99 @@
-"""A TCP relay between a client and a real service, able to drop the next response.
+"""A TLS-terminating HTTP relay in front of a real A-REX that can lose one answer.
 
-It stands in for a network that fails: it never parses or changes the (TLS) bytes.
-With ``drop_next_response`` set, the first bytes the server sends back on an already
-established connection are discarded and both sides are closed: the request reached
-the service, the client never sees the answer.
+It stands in for a network that fails after the CE accepted a request: the client
+talks TLS to the relay (the test CA's host certificate, the CE's own name), the relay
+forwards each request unchanged to the CE with the user's proxy as its client
+certificate, and returns the CE's answer. With :meth:`drop_reply_to` armed, the next
+matching request is forwarded and fully answered by the CE, then the client's
+connection is closed without a byte of that answer: the CE has the job, the client
+cannot know.
+
+A plain TCP relay cannot do this: A-REX answers the submit on a fresh connection, so
+"drop the first server bytes" dropped the TLS handshake instead of the reply.
 """
 
 from __future__ import annotations
 
-import select
+import http.client
 import socket
+import ssl
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
 class Relay:
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(
+        self, target: tuple[str, int], *, proxy: Path, host_cert: Path, host_key: Path, ca_dir: Path
+    ) -> None:
         self.target = target
-        self.listener = socket.create_server(("0.0.0.0", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.drop_next_response = False
-        self.dropped = 0
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.dropped: list[str] = []
+        self.forwarded: list[str] = []
+        self._drop: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+        self._upstream = ssl.create_default_context(capath=str(ca_dir))
+        self._upstream.load_cert_chain(str(proxy))
+        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(str(host_cert), str(host_key))
+        self.server = ThreadingHTTPServer(("", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.server.socket = server_ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+    def drop_reply_to(self, method: str, path_contains: str) -> None:
+        """Arm: the next ``method`` request whose path contains ``path_contains`` loses its answer."""
+        with self._lock:
+            self._drop = (method, path_contains)
 
-    def _pump(self, client: socket.socket, server: socket.socket) -> None:
-        sent_by_client = False
-        with client, server:
-            while True:
-                ready, _, _ = select.select([client, server], [], [], 1.0)
-                if self._stop:
-                    return
-                for sock in ready:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    if sock is server and self.drop_next_response and sent_by_client:
-                        self.drop_next_response = False
-                        self.dropped += 1
-                        return
-                    (server if sock is client else client).sendall(data)
-                    sent_by_client = sent_by_client or sock is client
+    def _should_drop(self, method: str, path: str) -> bool:
+        with self._lock:
+            if self._drop and self._drop[0] == method and self._drop[1] in path:
+                self._drop = None
+                return True
+            return False
+
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> http.client.HTTPResponse:
+        conn = http.client.HTTPSConnection(*self.target, context=self._upstream, timeout=60)
+        conn.request(method, path, body=body or None, headers=headers)
+        return conn.getresponse()
 
     def close(self) -> None:
-        self._stop = True
-        self.listener.close()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _handler(relay: Relay) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+            headers["Content-Length"] = str(len(body))
+            answer = relay.forward(self.command, self.path, headers, body)
+            payload = answer.read()  # the CE has answered in full
+            if relay._should_drop(self.command, self.path):
+                relay.dropped.append(f"{self.command} {self.path} -> {answer.status}")
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            relay.forwarded.append(f"{self.command} {self.path} -> {answer.status}")
+            self.send_response(answer.status, answer.reason)
+            for key, value in answer.getheaders():
+                if key.lower() not in _HOP:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
+
+    return Handler

@@ -1,0 +1,164 @@
+"""The orchestrators ``cops-grid bench orchestrators`` compares, found out on this machine.
+
+Each one is a cops-grid backend driven through the same interface users get. A system
+that cannot run here gets a row saying why, found by probing (binary on PATH, package
+installable from the configured apt sources, API reachable), never by fixed prose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from computeops_grid.backends.base import Backend, BackendContext
+from computeops_grid.backends.kubernetes import KubernetesBackend, KubernetesSettings
+from computeops_grid.backends.local import LocalBackend, LocalSettings
+from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
+from computeops_grid.backends.swarm import SwarmBackend, SwarmSettings
+from computeops_grid.bench.daemons import PrivateDockerd
+from computeops_grid.bench.results import SystemInfo
+from computeops_grid.errors import CopsError
+
+log = logging.getLogger(__name__)
+API_SERVERS = ("kube-apiserver", "k3s", "kind", "minikube", "microk8s")
+# name -> (binaries that would run it, Debian package that would provide it)
+ABSENT_CANDIDATES = {
+    "mesos": (("mesos-master", "mesos-agent"), "mesos"),
+    "nomad": (("nomad",), "nomad"),
+    "rkt": (("rkt",), "rkt"),
+    "shifter": (("shifter", "shifterimg"), "shifter"),
+}
+
+
+@dataclass
+class System:
+    info: SystemInfo
+    backend: Backend | None = None
+    daemons: str = ""  # what had to run for it, as observed
+    root: str = ""  # whether root was needed, as observed
+    stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for fn in reversed(self.stops):
+            with contextlib.suppress(Exception):
+                fn()
+
+
+def local_system(ctx: BackendContext) -> System:
+    backend = LocalBackend(LocalSettings(max_parallel=os.cpu_count() or 1), ctx)
+    health = backend.check()
+    info = SystemInfo(
+        "local", health.reachable, why="" if health.reachable else health.detail, detail=health.detail
+    )
+    return System(info, backend if health.reachable else None, "none (one detached runner per job)", "no")
+
+
+def swarm_system(ctx: BackendContext, docker_host: str | None, work: Path) -> System:
+    system = System(SystemInfo("swarm", False))
+    if docker_host is None:
+        if shutil.which("dockerd") is None:
+            system.info = SystemInfo("swarm", False, why="dockerd not on PATH (Debian package docker.io)")
+            return system
+        if os.geteuid() != 0:
+            system.info = SystemInfo("swarm", False, why="a private dockerd needs root; pass --docker-host")
+            return system
+        daemon = PrivateDockerd(work / "dk")
+        try:
+            daemon.start()
+            system.stops.append(daemon.stop)
+            daemon.init_swarm()
+        except CopsError as exc:
+            system.stop()
+            system.info = SystemInfo("swarm", False, why=exc.message[:300])
+            return system
+        docker_host = daemon.host
+        system.daemons = "dockerd + containerd (started privately for the benchmark), swarm manager"
+    backend = SwarmBackend(SwarmSettings(docker_host=docker_host, stop_grace=2), ctx)
+    system.stops.append(backend.close)
+    health = backend.check()
+    if not health.reachable:
+        system.stop()
+        system.info = SystemInfo("swarm", False, why=health.detail)
+        return system
+    version = backend.client().version().get("Version", "")
+    system.info = SystemInfo("swarm", True, version=f"Docker {version}", detail=health.detail)
+    system.backend = backend
+    system.daemons = system.daemons or f"dockerd + containerd at {docker_host}, swarm manager"
+    system.root = _socket_owner(docker_host)
+    return system
+
+
+def _socket_owner(host: str) -> str:
+    if not host.startswith("unix://"):
+        return "remote engine: not observable from here"
+    st = os.stat(host[len("unix://") :])
+    who = "root" if st.st_uid == 0 else f"uid {st.st_uid}"
+    return f"yes: dockerd runs as root; API socket owned by {who}, mode {st.st_mode & 0o777:o}"
+
+
+def slurm_system(ctx: BackendContext, slurm_conf: str | None) -> System:
+    conf = slurm_conf or os.environ.get("SLURM_CONF")
+    if shutil.which("sinfo") is None:
+        return System(SystemInfo("slurm", False, why="sinfo not on PATH (Slurm client not installed)"))
+    env = {**os.environ, **({"SLURM_CONF": conf} if conf else {})}
+    proc = subprocess.run(["sinfo", "-h", "-o", "%T %c"], env=env, capture_output=True, text=True, timeout=30,
+                          check=False)  # fmt: skip
+    if proc.returncode != 0:
+        why = f"no Slurm controller reachable (sinfo: {proc.stderr.strip()[:200]}); pass --slurm-conf"
+        return System(SystemInfo("slurm", False, why=why))
+    version = subprocess.run(
+        ["sinfo", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    backend = SlurmBackend(SlurmSettings(slurm_conf=conf), ctx)
+    detail = f"nodes: {' '.join(proc.stdout.split())}"
+    info = SystemInfo("slurm", True, version=version, detail=detail)
+    return System(
+        info, backend, "slurmctld + slurmd + munged", "yes: slurmd runs as root to start jobs as users"
+    )
+
+
+def kubernetes_system(ctx: BackendContext, kubeconfig: str | None) -> System:
+    backend = KubernetesBackend(KubernetesSettings(kubeconfig=kubeconfig), ctx)
+    health = backend.check()
+    if health.reachable:
+        return System(
+            SystemInfo("kubernetes", True, detail=health.detail), backend, "API server, kubelet", ""
+        )
+    found = [b for b in API_SERVERS if shutil.which(b)]
+    servers = f"on PATH: {', '.join(found)}" if found else f"none of {', '.join(API_SERVERS)} on PATH"
+    return System(
+        SystemInfo("kubernetes", False, why=f"{health.detail[:200]}; API server binaries {servers}")
+    )
+
+
+def absent_system(name: str) -> System:
+    binaries, package = ABSENT_CANDIDATES[name]
+    found = [b for b in binaries if shutil.which(b)]
+    if found:
+        why = f"{', '.join(found)} found, but no {name} driver in cops-grid"
+        return System(SystemInfo(name, False, why=why))
+    return System(
+        SystemInfo(name, False, why=f"{' / '.join(binaries)} not on PATH; {apt_candidate(package)}")
+    )
+
+
+def apt_candidate(package: str) -> str:
+    """What the configured apt sources say about installing ``package``."""
+    if shutil.which("apt-cache") is None:
+        return "no apt-cache to ask"
+    proc = subprocess.run(
+        ["apt-cache", "policy", package], capture_output=True, text=True, check=False, timeout=60
+    )
+    for line in proc.stdout.splitlines():
+        if line.strip().startswith("Candidate:"):
+            candidate = line.split(":", 1)[1].strip()
+            if candidate != "(none)":
+                return f"apt could install {package} {candidate}"
+            return f"apt: package {package} has no installation candidate"
+    return f"apt: no package {package} in the configured sources"

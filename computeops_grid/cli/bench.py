@@ -66,3 +66,39 @@ def runtimes(
         return
     out.print(runtime_study.table_text(written), markup=False)
     out.print(f"\nReport: {written.markdown}  {written.html}  (raw data {written.json})", markup=False)
+
+
+@app.command("orchestrators")
+def orchestrators(
+    out_dir: Path = typer.Option(
+        Path("bench-orchestrators"), "--out", "-o", help="Directory for the report."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="N = 1 and 50 jobs only: the whole study in minutes."),
+    repeat: int = typer.Option(0, "--repeat", "-n", min=0, help="Repetitions per size (default per size)."),
+    docker_host: str = typer.Option(
+        "", "--docker-host", help="Swarm manager API (default: a private dockerd)."
+    ),
+    slurm_conf: str = typer.Option(
+        "", "--slurm-conf", help="slurm.conf of a Slurm to include (default: $SLURM_CONF)."
+    ),
+    kubeconfig: str = typer.Option("", "--kubeconfig", help="kubeconfig of a cluster to include."),
+    as_json: bool = typer.Option(False, "--json", help="Print the written paths and summary as JSON."),
+) -> None:
+    """N short container jobs, a killed job, an over-limit job and a GPU job on every orchestrator here."""
+    from computeops_grid.bench import orchestrators as orch  # noqa: PLC0415 - loads docker/kubernetes clients
+
+    options = orch.Options(
+        out=out_dir, quick=quick, repeats=repeat, docker_host=docker_host or None,
+        slurm_conf=slurm_conf or None, kubeconfig=kubeconfig or None,
+    )  # fmt: skip
+
+    def progress(m: Measurement) -> None:
+        state = f"{m.value:.4f}" if m.value is not None else f"FAILED {m.error[:80]}"
+        info(f"[{m.rep + 1}] {m.workload:<16} {m.system:<11} {state}")
+
+    written = orch.run(options, progress=progress)
+    if want_json(as_json):
+        print_json(runtime_study.summary(written))
+        return
+    out.print(orch.table_text(written), markup=False)
+    out.print(f"\nReport: {written.markdown}  {written.html}  (raw data {written.json})", markup=False)

@@ -104,6 +104,7 @@ def conclude(study: Study) -> str:
     worst = {name: max(costs.values(), key=lambda c: abs(c - 1)) for name, costs in steady.items() if costs}
     start = {r.system: r.summary.median for r in rows if r.workload == "startup" and r.summary}
     lines = [_verdict(steady, worst, measured), _startup_line(start, study.baseline)]
+    lines.append(_precision_line(rows, study))
     lines.append(_docker_line(study, steady))
     lines.append(_gpu_line(study, rows))
     return "\n\n".join(line for line in lines if line)
@@ -132,6 +133,26 @@ def _verdict(steady: dict[str, dict[str, float]], worst: dict[str, float], measu
         how = "costs" if cost > 1 else "measured faster than bare metal (noise or caching):"
         parts.append(f"{name} {how} {cost:.2f}x bare metal on {wl}.")
     return " ".join(parts)
+
+
+def _precision_line(rows: list[Row], study: Study) -> str:
+    """How fine a difference this run could resolve: the typical width of the steady intervals."""
+    widths = sorted(
+        (r.ratio.high - r.ratio.low) / 2 / r.ratio.value
+        for r in rows
+        if r.ratio is not None and r.workload != "startup" and r.ratio.value > 0
+    )
+    if not widths:
+        return ""
+    typical = widths[len(widths) // 2]
+    if typical <= DECISIVE:
+        return ""
+    load = study.environment.get("load average at end", "?")
+    return (
+        f"Caveat: this run resolves differences of about ±{typical:.0%} only (median half-width of the "
+        f"95 % intervals on steady workloads; load average {load} at the end): smaller costs, if any, "
+        "are hidden in the noise. More repetitions (--repeat) or a quieter machine narrow it."
+    )
 
 
 def _startup_line(start: dict[str, float], baseline: str) -> str:

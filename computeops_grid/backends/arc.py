@@ -160,6 +160,8 @@ class ArcBackend:
     def _upload(self, job: JobRecord, ce_id: str) -> None:
         """The wrapper and the inputs into the job's session dir (the CE waits for them)."""
         self.rest.upload(ce_id, PILOT_FILE, self.context.pilot.read_bytes())
+        if desc.needs_launcher(job, self.opts):
+            self.rest.upload(ce_id, desc.LAUNCHER_FILE, desc.launcher_path().read_bytes())
         for src in input_sources(job):
             self.rest.upload(ce_id, src.name, src.read_bytes())
 

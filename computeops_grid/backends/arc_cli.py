@@ -132,7 +132,8 @@ class ArcCli:
         with tempfile.TemporaryDirectory(prefix="cops-arcsub-") as tmp:
             args = ["-C", self.ce, "-T", self.endpoint_type]
             for i, job in enumerate(jobs):
-                sources = {PILOT_FILE: str(self.pilot), **{p.name: str(p) for p in input_sources(job)}}
+                sources = {PILOT_FILE: str(self.pilot), desc.LAUNCHER_FILE: str(desc.launcher_path())}
+                sources.update({p.name: str(p) for p in input_sources(job)})
                 path = Path(tmp) / f"{i}.xrsl"
                 path.write_text(desc.xrsl(job, self.opts, sources=sources))
                 args += ["-f", str(path)]

@@ -7,7 +7,10 @@ in the job's image. Inputs are uploaded into the session directory, outputs are 
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -21,6 +24,14 @@ STDOUT = "stdout"
 STDERR = "stderr"
 NAME_PREFIX = "cops-"
 _EXEC = "<IsExecutable>true</IsExecutable>"
+# A-REX's LRMS job script puts each argument in "..." escaping only \ and ": `$` and
+# backquotes would be expanded by the batch shell on the worker, outside the container.
+_EXPANDED = re.compile(r"[$`]")
+LAUNCHER_FILE = "cops_dirac_launch.py"  # decodes `b64:<JSON argv>` and execs the wrapper
+
+
+def launcher_path() -> Path:
+    return Path(__file__).with_name("data") / LAUNCHER_FILE
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,22 @@ def wrapper_args(job: JobRecord, opts: DescOptions) -> list[str]:
     return argv[2:]
 
 
-def input_names(job: JobRecord) -> list[str]:
-    return [PILOT_FILE, *(Path(p).name for p in job.spec.inputs)]
+def command_line(job: JobRecord, opts: DescOptions) -> tuple[str, list[str]]:
+    """``(executable, arguments)``: the wrapper, or the launcher with the arguments as one
+    ``b64:`` word when ARC's job script would expand some of them."""
+    args = wrapper_args(job, opts)
+    if not any(_EXPANDED.search(a) for a in args):
+        return PILOT_FILE, args
+    return LAUNCHER_FILE, ["b64:" + base64.urlsafe_b64encode(json.dumps(args).encode()).decode()]
+
+
+def needs_launcher(job: JobRecord, opts: DescOptions) -> bool:
+    return command_line(job, opts)[0] == LAUNCHER_FILE
+
+
+def input_names(job: JobRecord, opts: DescOptions | None = None) -> list[str]:
+    launcher = [LAUNCHER_FILE] if opts is not None and needs_launcher(job, opts) else []
+    return [PILOT_FILE, *launcher, *(Path(p).name for p in job.spec.inputs)]
 
 
 def output_names(job: JobRecord) -> list[str]:
@@ -66,7 +91,8 @@ def adl(job: JobRecord, opts: DescOptions, delegation_id: str | None = None) -> 
     """One ``ActivityDescription`` element."""
     res = job.spec.resources
     x = escape
-    args = "".join(f"<Argument>{x(a)}</Argument>" for a in wrapper_args(job, opts))
+    executable, argv = command_line(job, opts)
+    args = "".join(f"<Argument>{x(a)}</Argument>" for a in argv)
     queue = job.spec.backend_options.get("queue") or opts.queue
     resources = [
         f"<QueueName>{x(str(queue))}</QueueName>" if queue else "",
@@ -81,14 +107,14 @@ def adl(job: JobRecord, opts: DescOptions, delegation_id: str | None = None) -> 
         else []
     )
     staging += [
-        f"<InputFile><Name>{x(n)}</Name>{_EXEC if n == PILOT_FILE else ''}</InputFile>"
-        for n in input_names(job)
+        f"<InputFile><Name>{x(n)}</Name>{_EXEC if n == executable else ''}</InputFile>"
+        for n in input_names(job, opts)
     ]
     staging += [f"<OutputFile><Name>{x(n)}</Name></OutputFile>" for n in output_names(job)]
     return (
         f'<ActivityDescription xmlns="{ADL_NS}" xmlns:nordugrid-adl="{NG_NS}">'
         f"<ActivityIdentification><Name>{x(job_name(job))}</Name></ActivityIdentification>"
-        f"<Application><Executable><Path>{PILOT_FILE}</Path>{args}</Executable>"
+        f"<Application><Executable><Path>{executable}</Path>{args}</Executable>"
         f"<Output>{STDOUT}</Output><Error>{STDERR}</Error></Application>"
         f"<Resources>{''.join(resources)}</Resources>"
         f"<DataStaging>{''.join(staging)}</DataStaging>"
@@ -125,12 +151,15 @@ def xrsl(
     sources = sources or {}
     res = job.spec.resources
     queue = job.spec.backend_options.get("queue") or opts.queue
+    executable, argv = command_line(job, opts)
     attrs = [
         f"(jobname={_rsl(job_name(job))})",
-        f"(executable={_rsl(PILOT_FILE)})",
-        "(arguments=" + " ".join(_rsl(a) for a in wrapper_args(job, opts)) + ")",
+        f"(executable={_rsl(executable)})",
+        "(arguments=" + " ".join(_rsl(a) for a in argv) + ")",
         f'(stdout="{STDOUT}")(stderr="{STDERR}")',
-        "(inputfiles=" + "".join(f"({_rsl(n)} {_rsl(sources.get(n, ''))})" for n in input_names(job)) + ")",
+        "(inputfiles="
+        + "".join(f"({_rsl(n)} {_rsl(sources.get(n, ''))})" for n in input_names(job, opts))
+        + ")",
         "(outputfiles=" + "".join(f'({_rsl(n)} "")' for n in output_names(job)) + ")",
         f"(count={res.cores})",
         f"(memory={max(1, math.ceil(res.memory / 2**20 / res.cores))})",

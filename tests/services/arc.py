@@ -9,6 +9,7 @@ on this machine) or on the Slurm LRMS of ``tests/services/slurm``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -139,8 +140,8 @@ class ArcCE:
                 proc.kill()
                 proc.wait()
         _kill_leftovers(self.root / "session")
-        if self.lsc is not None:
-            shutil.rmtree(self.lsc.parent, ignore_errors=True)
+        # the .lsc file stays: it is the same for every CE made from the test CA, and other
+        # pytest sessions on this machine may be running an A-REX that needs it right now
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -202,10 +203,8 @@ def _kill_leftovers(session: Path) -> None:
         except OSError:
             continue
         if cwd.startswith(str(session)) or str(session).encode() in cmdline:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(int(proc.name), signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def start_arc(slurm: SlurmCluster | None = None) -> ArcCE:

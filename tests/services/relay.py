@@ -18,10 +18,19 @@ import http.client
 import socket
 import ssl
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+@dataclass
+class _Answer:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 class Relay:
@@ -55,12 +64,15 @@ class Relay:
                 return True
             return False
 
-    def forward(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> http.client.HTTPResponse:
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Answer:
+        """One request to the CE on a fresh connection; the whole answer."""
         conn = http.client.HTTPSConnection(*self.target, context=self._upstream, timeout=60)
-        conn.request(method, path, body=body or None, headers=headers)
-        return conn.getresponse()
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            return _Answer(response.status, response.reason, response.getheaders(), response.read())
+        finally:
+            conn.close()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -78,8 +90,8 @@ def _handler(relay: Relay) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
             headers["Content-Length"] = str(len(body))
-            answer = relay.forward(self.command, self.path, headers, body)
-            payload = answer.read()  # the CE has answered in full
+            answer = relay.forward(self.command, self.path, headers, body)  # the CE has answered
+            payload = answer.body
             if relay._should_drop(self.command, self.path):
                 relay.dropped.append(f"{self.command} {self.path} -> {answer.status}")
                 self.close_connection = True
@@ -87,7 +99,7 @@ def _handler(relay: Relay) -> type[BaseHTTPRequestHandler]:
                 return
             relay.forwarded.append(f"{self.command} {self.path} -> {answer.status}")
             self.send_response(answer.status, answer.reason)
-            for key, value in answer.getheaders():
+            for key, value in answer.headers:
                 if key.lower() not in _HOP:
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(payload)))

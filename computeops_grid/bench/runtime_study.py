@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 QUESTION = 'Is there a decisive advantage in leaving Docker for the "HPC" container runtimes?'
 DECISIVE = 0.10  # a cost difference below 10 % on steady-state work is not decisive
 HPC = ("apptainer", "singularity", "charliecloud", "shifter")
+# feature-matrix cells quoted in the answer about Docker (keys of features.CHECKS)
+FEATURES_FOR_ANSWER = (
+    "daemon (who holds the payload)",
+    "memory cap of the caller honoured",
+    "works rootless (measured)",
+)
 
 
 @dataclass(frozen=True)
@@ -101,13 +107,18 @@ def conclude(study: Study) -> str:
     if not measured:
         return "No container runtime could be measured on this machine, so the data cannot answer."
     steady = {name: _steady_costs(rows, name) for name in measured}
-    worst = {name: max(costs.values(), key=lambda c: abs(c - 1)) for name, costs in steady.items() if costs}
+    worst = {name: _worst(costs) for name, costs in steady.items() if costs}
     start = {r.system: r.summary.median for r in rows if r.workload == "startup" and r.summary}
     lines = [_verdict(steady, worst, measured), _startup_line(start, study.baseline)]
     lines.append(_precision_line(rows, study))
-    lines.append(_docker_line(study, steady))
+    lines.append(_docker_line(study, steady, start))
     lines.append(_gpu_line(study, rows))
     return "\n\n".join(line for line in lines if line)
+
+
+def _worst(costs: dict[str, float]) -> float:
+    """The cost ratio furthest from 1 (either way)."""
+    return max(costs.values(), key=lambda c: abs(c - 1))
 
 
 def _steady_costs(rows: list[Row], system: str) -> dict[str, float]:
@@ -167,7 +178,7 @@ def _startup_line(start: dict[str, float], baseline: str) -> str:
     return f"Start-up latency is where they differ{base_txt}: {cells}."
 
 
-def _docker_line(study: Study, steady: dict[str, dict[str, float]]) -> str:
+def _docker_line(study: Study, steady: dict[str, dict[str, float]], start: dict[str, float]) -> str:
     by_name = {s.name: s for s in study.systems}
     docker = by_name.get("docker")
     hpc_ok = [n for n in HPC if n in steady]
@@ -181,7 +192,21 @@ def _docker_line(study: Study, steady: dict[str, dict[str, float]]) -> str:
         )
     if not hpc_ok:
         return "No HPC runtime (apptainer/singularity/charliecloud/shifter) ran here to compare Docker with."
-    return "Docker and the HPC runtimes were measured side by side; see the rows above for the differences."
+    parts = [f"Docker against {', '.join(hpc_ok)}:"]
+    if "docker" in start and all(n in start for n in hpc_ok):
+        others = ", ".join(f"{n} {start[n] * 1000:.0f} ms" for n in hpc_ok)
+        parts.append(f"start-up {start['docker'] * 1000:.0f} ms vs {others};")
+    cost = {
+        n: max(steady[n].values(), key=lambda c: abs(c - 1)) for n in ("docker", *hpc_ok) if steady.get(n)
+    }
+    if cost:
+        parts.append("worst steady-state cost " + ", ".join(f"{n} {c:.2f}x" for n, c in cost.items()) + ".")
+    feats = {row["runtime"]: row for row in study.features}
+    if "docker" in feats:
+        row = feats["docker"]
+        cells = [f"{key}: {row[key]}" for key in FEATURES_FOR_ANSWER if key in row]
+        parts.append("What Docker brings along, as measured: " + "; ".join(cells) + ".")
+    return " ".join(parts)
 
 
 def _gpu_line(study: Study, rows: list[Row]) -> str:

@@ -47,3 +47,22 @@ def test_noisy_data_gets_a_caveat_with_the_resolution() -> None:
     assert "Caveat: this run resolves differences of about ±" in answer
     assert "load average 9.00 at the end" in answer
     assert "slow costs" not in answer  # a 5 % difference inside ±30 % noise is no verdict
+
+
+def test_docker_is_compared_with_the_hpc_runtimes_and_its_features_quoted() -> None:
+    study = _study({
+        ("bare-metal", "startup"): [0.001] * 7, ("docker", "startup"): [0.13] * 7,
+        ("charliecloud", "startup"): [0.004] * 7, ("bare-metal", "cpu"): TIGHT,
+        ("docker", "cpu"): TIGHT, ("charliecloud", "cpu"): TIGHT,
+    })  # fmt: skip
+    study.systems = [SystemInfo(n, True) for n in ("bare-metal", "docker", "charliecloud")]
+    study.features = [
+        {"runtime": "docker", "daemon (who holds the payload)": "detached: parent is containerd-shim",
+         "memory cap of the caller honoured": "no: escapes", "works rootless (measured)": "no (as nobody)"},
+    ]  # fmt: skip
+    answer = conclude(study)
+    assert "Docker against charliecloud: start-up 130 ms vs charliecloud 4 ms;" in answer
+    assert "worst steady-state cost docker 1.00x, charliecloud 1.00x." in answer
+    assert (
+        "memory cap of the caller honoured: no: escapes; works rootless (measured): no (as nobody)." in answer
+    )

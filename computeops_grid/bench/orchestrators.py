@@ -50,6 +50,8 @@ class Options:
     slurm_conf: str | None = None
     kubeconfig: str | None = None
     timeout: float = 600.0  # per batch
+    sizes: dict[int, int] | None = None  # N -> repetitions, overriding --quick/full
+    gpu_wait: float = 15.0  # how long a GPU job may stay queued before it is called unschedulable
 
 
 def _record(name: str, command: str, args: list[str], **resources: Any) -> JobRecord:
@@ -79,13 +81,24 @@ def run_batch(backend: Backend, n: int, timeout: float) -> tuple[float, float]:
         if first is None and any(s.value == "running" or s.final for s in states):
             first = now
         if len(states) == n and all(s.final for s in states):
-            failed = [i for i in infos.values() if i.state.value != "completed"]
+            failed = [j for j in jobs if infos[j.id].state.value != "completed"]
             if failed:
-                raise RuntimeError(f"{len(failed)} job(s) did not complete: {failed[0].message}")
+                tail = _log_tail(backend, failed[0])
+                raise RuntimeError(
+                    f"{len(failed)} job(s) did not complete: {infos[failed[0].id].message}{tail}"
+                )
             return (first if first is not None else now), now
         if now > timeout:
             raise RuntimeError(f"not finished after {timeout:.0f} s")
         time.sleep(POLL)
+
+
+def _log_tail(backend: Backend, job: JobRecord) -> str:
+    try:
+        text = backend.logs(job).strip()
+    except Exception as exc:  # the log only decorates the error
+        return f" (no log: {exc})"
+    return f" (log: ...{text[-200:]})" if text else ""
 
 
 def _wait(backend: Backend, job: JobRecord, done: Callable[[Any], bool], timeout: float) -> Any:
@@ -139,19 +152,19 @@ def over_limit_probe(backend: Backend) -> str:
     )
 
 
-def gpu_probe(backend: Backend) -> str:
+def gpu_probe(backend: Backend, wait: float) -> str:
     job = _record("bench-gpu", "true", [], gpus=1)
     (res,) = backend.submit([job])
     if res.error is not None:
         return f"refused at submit: {res.error.message[:120]}"
-    info = _wait(backend, job, lambda i: i is not None and i.state.final, 15)
+    info = _wait(backend, job, lambda i: i is not None and i.state.final, wait)
     if info is not None and info.state.final:
         return f"{info.state.value}, exit {info.exit_code}" + (
             f": {info.message[:100]}" if info.message else ""
         )
     backend.cancel([job])
     message = f": {info.message[:100]}" if info is not None and info.message else ""
-    return f"still {info.state.value if info else 'unknown'} after 15 s{message} (cancelled)"
+    return f"still {info.state.value if info else 'unknown'} after {wait:.0f} s{message} (cancelled)"
 
 
 # documented properties (not measurable on one node); each cell says so
@@ -230,7 +243,7 @@ def discover(ctx: BackendContext, opts: Options, work: Path) -> list[osys.System
 def run(opts: Options, progress: Callable[[Measurement], None] | None = None) -> report.Written:
     if opts.repeats < 0:
         raise UsageError("--repeat must be at least 1")
-    sizes = QUICK_SIZES if opts.quick else FULL_SIZES
+    sizes = opts.sizes or (QUICK_SIZES if opts.quick else FULL_SIZES)
     out = opts.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="cops-orch-"))  # short: dockerd's exec root lives here
@@ -245,7 +258,7 @@ def run(opts: Options, progress: Callable[[Measurement], None] | None = None) ->
             assert system.backend is not None
             probes = {"killed running job": kill_probe(system.backend),
                       "job over memory limit": over_limit_probe(system.backend),
-                      "GPU job (no GPU here)": gpu_probe(system.backend)}  # fmt: skip
+                      "GPU job (no GPU here)": gpu_probe(system.backend, opts.gpu_wait)}  # fmt: skip
             features.append(feature_row(system, probes))
     finally:
         for system in systems:

@@ -113,7 +113,8 @@ def adl(job: JobRecord, opts: DescOptions, delegation_id: str | None = None) -> 
     staging += [f"<OutputFile><Name>{x(n)}</Name></OutputFile>" for n in output_names(job)]
     return (
         f'<ActivityDescription xmlns="{ADL_NS}" xmlns:nordugrid-adl="{NG_NS}">'
-        f"<ActivityIdentification><Name>{x(job_name(job))}</Name></ActivityIdentification>"
+        f"<ActivityIdentification><Name>{x(job_name(job))}</Name>"
+        f"<Description>{x(job.spec.name)} in {x(job.spec.image)}</Description></ActivityIdentification>"
         f"<Application><Executable><Path>{executable}</Path>{args}</Executable>"
         f"<Output>{STDOUT}</Output><Error>{STDERR}</Error></Application>"
         f"<Resources>{''.join(resources)}</Resources>"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 SettingsFactory = Callable[[Path], dict[str, Any]]
-CONTRACT_BACKENDS = ["local"]
+CONTRACT_BACKENDS = ["local", "slurm", "arc"]  # settings: `<name>_settings` fixtures (tests/conftest.py)
 
 
 @pytest.fixture(params=CONTRACT_BACKENDS)

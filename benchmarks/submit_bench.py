@@ -1,0 +1,188 @@
+"""Client-side submit time: cops-grid against the reference tools, in the same run.
+
+Goals (issue 7):
+* Slurm, 1,000 jobs recorded in the store (a 1,000-element parametric job file through
+  the logic layer, as ``cops-grid submit`` runs it): under 2 s in total and at least 2x
+  faster than a shell loop of 1,000 ``sbatch`` calls; ``sbatch --array=1-1000`` is the floor.
+* ARC, 100 jobs to the local A-REX over REST (delegation, one bulk POST, wrapper uploads,
+  store): under 0.2 s per job and faster than ``arcsub`` of the same 100 descriptions.
+* DiracX row from ``benchmarks/submit_bench_diracx.py`` when its server can start.
+
+Real services from ``tests/services`` (single-node Slurm, A-REX on that Slurm). Every
+Slurm job is submitted held (``--hold``) and cancelled afterwards, and the ARC jobs are
+killed, so the machine does not run 3,000 payloads after measuring their submission.
+
+    python benchmarks/submit_bench.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from computeops_grid.backends import arc_desc  # noqa: E402
+from computeops_grid.backends.arc_rest import ArcRest  # noqa: E402
+from computeops_grid.backends.payload import PILOT_FILE, wrapper_path  # noqa: E402
+from computeops_grid.jobs.loader import load_jobs  # noqa: E402
+from computeops_grid.jobs.record import JobRecord  # noqa: E402
+from computeops_grid.logic.session import Session  # noqa: E402
+from computeops_grid.logic.submit import records_from_files, submit_records  # noqa: E402
+from tests.services.arc import CERTS, ArcCE, start_arc  # noqa: E402
+from tests.services.slurm import SlurmCluster, start_slurm, world_dir  # noqa: E402
+
+Row = dict[str, Any]
+JOB = """name: bench-${{i}}
+image: docker://busybox:latest
+command: sh
+arguments: [-c, 'echo ${{i}}']
+parameters:
+  i: {{start: 1, stop: {n}}}
+resources: {{cores: 1, memory: 256MiB, walltime: 600}}
+"""
+
+
+def timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - t0, result
+
+
+def cops_submit(home: Path, backend: str, settings: dict[str, Any], n: int) -> tuple[float, list[str]]:
+    """The logic layer as ``cops-grid submit job.yaml --backend NAME`` runs it (load, store, submit)."""
+    home.mkdir(parents=True)
+    (home / "config.yaml").write_text(json.dumps({"backends": {backend: settings}}))
+    job_file = home / "job.yaml"
+    job_file.write_text(JOB.format(n=n))
+    os.environ["COPS_GRID_HOME"] = str(home)
+    t0 = time.perf_counter()
+    with Session.open() as session:
+        records = records_from_files([job_file], session, backend)
+        report = submit_records(session, records)
+        natives = [r.native_id or "" for r in session.store.get_many(report.submitted)]
+    elapsed = time.perf_counter() - t0
+    if not report.ok or len(report.submitted) != n:
+        raise RuntimeError(f"cops-grid submitted {len(report.submitted)}/{n}: {report}")
+    return elapsed, natives
+
+
+def slurm_rows(slurm: SlurmCluster, tmp: Path, n: int = 1000) -> list[Row]:
+    def run(argv: list[str]) -> str:
+        proc = subprocess.run(argv, env=slurm.env, capture_output=True, text=True, check=True, cwd=tmp)
+        return proc.stdout
+
+    sbatch = ["sbatch", "--parsable", "--hold", "-o", "/dev/null"]
+    floor, _ = timed(run, [*sbatch, f"--array=1-{n}", "--wrap", "true"])
+    loop_cmd = f"for i in $(seq {n}); do {' '.join(sbatch)} --wrap true >/dev/null || exit 1; done"
+    loop, _ = timed(run, ["bash", "-c", loop_cmd])
+    run(["scancel", "-u", "root"])
+    settings = {
+        "slurm_conf": str(slurm.conf),
+        "sbatch_options": ["--hold"],
+        "jobs_dir": str(world_dir("bench-")),
+    }
+    ours, natives = cops_submit(tmp / "home-slurm", "slurm", settings, n)
+    run(["scancel", "-u", "root"])
+    assert len(set(natives)) == n
+    return [
+        {"backend": "slurm", "tool": f"sbatch --array=1-{n} (floor)", "jobs": n, "s": floor},
+        {"backend": "slurm", "tool": f"shell loop of {n} sbatch", "jobs": n, "s": loop},
+        {"backend": "slurm", "tool": "cops-grid submit (store + array)", "jobs": n, "s": ours,
+         "vs_loop": loop / ours, "goal": "< 2 s, >= 2x faster than the loop"},
+    ]  # fmt: skip
+
+
+def arcsub(ce: ArcCE, proxy: Path, tmp: Path, n: int) -> float:
+    """``arcsub`` of the same descriptions (xRSL, wrapper uploaded by arcsub) in one call."""
+    job_file = tmp / "arcsub-job.yaml"
+    job_file.write_text(JOB.format(n=n))
+    opts = arc_desc.DescOptions(queue=ce.queue, image_root="/srv/images")
+    args = ["arcsub", "-C", ce.url, "-T", "arcrest", "-j", str(tmp / "jobs.dat")]
+    for i, job in enumerate(load_jobs([job_file])):
+        record = JobRecord(id=f"arcsub{i:06d}", spec=job.spec, backend="arc")
+        sources = {PILOT_FILE: str(wrapper_path()), arc_desc.LAUNCHER_FILE: str(arc_desc.launcher_path())}
+        (tmp / f"{i}.xrsl").write_text(arc_desc.xrsl(record, opts, sources=sources))
+        args += ["-f", str(tmp / f"{i}.xrsl")]
+    env = {**os.environ, "X509_USER_PROXY": str(proxy), "X509_CERT_DIR": str(CERTS), "HOME": str(tmp)}
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - t0
+    submitted = proc.stdout.count("Job submitted with jobid")
+    if submitted != n:
+        raise RuntimeError(f"arcsub submitted {submitted}/{n}: {proc.stderr[-500:]}")
+    return elapsed
+
+
+def arc_rows(ce: ArcCE, tmp: Path, n: int = 100) -> list[Row]:
+    proxy = ce.proxy("bench")
+    settings = {
+        "ce": ce.url, "proxy": str(proxy), "ca_dir": str(CERTS), "queue": ce.queue,
+        "image_root": "/srv/images", "transport": "rest",
+    }  # fmt: skip
+    ours, _ = cops_submit(tmp / "home-arc", "arc", settings, n)
+    reference = arcsub(ce, proxy, tmp, n)
+    rest = ArcRest(ce.url, proxy, str(CERTS))
+    rest.kill(rest.list_jobs())  # nothing of this needs to run
+    return [
+        {"backend": "arc", "tool": f"arcsub of the same {n} descriptions", "jobs": n, "s": reference},
+        {"backend": "arc", "tool": "cops-grid submit (REST + store)", "jobs": n, "s": ours,
+         "vs_arcsub": reference / ours, "goal": "< 0.2 s/job, faster than arcsub"},
+    ]  # fmt: skip
+
+
+def diracx_rows() -> list[Row]:
+    try:
+        from benchmarks.submit_bench_diracx import diracx_rows as rows  # noqa: PLC0415 - optional
+    except ImportError as exc:
+        return [{"backend": "diracx", "tool": f"not run: {exc}"}]
+    try:
+        return [{**r, "s": float(str(r["ms_per_job"])) * int(str(r["jobs"])) / 1000} for r in rows()]
+    except Exception as exc:  # a server that cannot start here is reported, not fatal
+        return [{"backend": "diracx", "tool": f"not run: its server did not start ({exc})"[:160]}]
+
+
+def show(rows: list[Row]) -> None:
+    print(f"{'backend':8} {'what':42} {'jobs':>5} {'total s':>8} {'ms/job':>8}  ratio / goal")
+    for r in rows:
+        if "s" not in r:
+            print(f"{r['backend']:8} {r['tool']}")
+            continue
+        ratio = next((f"{v:.1f}x {k.replace('_', ' ')}" for k, v in r.items() if k.startswith("vs_")), "")
+        if "ratio_vs_bare" in r:
+            ratio = f"{r['ratio_vs_bare']:.2f}x the bare client's time"
+        goal = f"  (goal {r['goal']})" if "goal" in r else ""
+        print(
+            f"{r['backend']:8} {r['tool']:42} {r['jobs']:>5} {r['s']:8.3f} {1000 * r['s'] / r['jobs']:8.2f}  {ratio}{goal}"
+        )
+
+
+def main() -> None:
+    if not shutil.which("sbatch") or not shutil.which("arcsub"):
+        sys.exit("needs Slurm and the ARC client tools (etc/deps/apt-grid.txt)")
+    tmp = Path(tempfile.mkdtemp(prefix="submit-bench-"))
+    slurm = start_slurm()
+    ce = None
+    try:
+        rows = slurm_rows(slurm, tmp)
+        ce = start_arc(slurm)
+        rows += arc_rows(ce, tmp)
+    finally:
+        if ce is not None:
+            ce.stop()
+        slurm.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows += diracx_rows()
+    show(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -29,25 +29,28 @@ Site configuration (INI, section [pilot]) comes from --config, $COPS_PILOT_CONFI
 /etc/cops-pilot.conf; every key can be overridden by $COPS_PILOT_<KEY> (see etc/pilot.conf).
 """
 
-import argparse
-import contextlib
-import json
 import os
-import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from types import MappingProxyType
 
+# Start-up cost is the wrapper's overhead on every job: the hot path (warm probe cache, run,
+# report) imports nothing beyond os, sys, time, select and the C signal module, all cheap;
+# argparse (help, errors), re (a failed payload), configparser (unusual config files), and
+# subprocess/tempfile/shutil (probes) are imported where needed. See benchmarks/pilot_overhead.py.
 MYPY = False
 if MYPY:  # typing costs ~10 ms of start-up; the annotations are type comments, checked by mypy
-    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: F401
+    import signal as signals
+    from types import MappingProxyType
+    from typing import Any, Dict, List, Mapping, Optional, Pattern, Sequence, Tuple, Union  # noqa: F401
+else:
+    try:
+        import _signal as signals  # the C module behind `signal`, loaded at start-up (`signal` adds enum)
+    except ImportError:  # pragma: no cover - interpreters without it
+        import signal as signals
 
-__version__ = "0.1.1"
+    MappingProxyType = type(type.__dict__)  # types.MappingProxyType without importing types
+
+__version__ = "0.2.0"
 VERBOSE = []  # type: List[bool]  # set by -v; the wrapper avoids importing logging (start-up time)
 
 
@@ -81,7 +84,7 @@ CONTAINER_WORKDIR = "/srv"
 DEFAULT_IMAGE_ROOT = "/cvmfs/unpacked.cern.ch"
 DEFAULT_REGISTRY = "registry.hub.docker.com"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DEFAULT_ORDER = "apptainer,singularity,udocker,charliecloud,bubblewrap,proot,runc,podman"
+DEFAULT_ORDER = "apptainer,singularity,udocker,charliecloud,bubblewrap,proot,runc,podman,docker"
 DEFAULT_PASS_ENV = (
     "X509_USER_PROXY,X509_CERT_DIR,X509_VOMS_DIR,BEARER_TOKEN,BEARER_TOKEN_FILE,LANG,TZ,OMP_NUM_THREADS"
 )
@@ -158,7 +161,119 @@ class Settings(object):
 
 def split_list(text):
     # type: (str) -> List[str]
-    return [item.strip() for item in re.split(r"[,\s]+", text) if item.strip()]
+    """Items separated by commas and/or whitespace."""
+    return text.replace(",", " ").split()
+
+
+_REGEX = {}  # type: Dict[str, Pattern[str]]
+
+
+def regex(pattern):
+    # type: (Union[str, Pattern[str]]) -> Pattern[str]
+    """``pattern`` compiled on first use (``re`` is needed only when a payload fails)."""
+    if not isinstance(pattern, str):
+        return pattern  # already compiled
+    if pattern not in _REGEX:
+        import re
+
+        _REGEX[pattern] = re.compile(pattern)
+    return _REGEX[pattern]
+
+
+def which(name, path_env):
+    # type: (str, str) -> Optional[str]
+    """shutil.which without importing shutil."""
+    if "/" in name:
+        return name if os.access(name, os.X_OK) and not os.path.isdir(name) else None
+    for directory in path_env.split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def temp_root():
+    # type: () -> str
+    """The temporary directory as tempfile.gettempdir() finds it, without importing tempfile."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = os.environ.get(name)
+        if value and os.path.isdir(value) and os.access(value, os.W_OK | os.X_OK):
+            return os.path.abspath(value)
+    return "/tmp"  # noqa: S108 - the system default, as tempfile's
+
+
+def private_dir(prefix, parent=None):
+    # type: (str, Optional[str]) -> str
+    """A new 0700 directory with an unguessable name (tempfile.mkdtemp without tempfile)."""
+    parent = parent or temp_root()
+    while True:
+        path = os.path.join(parent, prefix + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+def remove_tree(path):
+    # type: (str) -> None
+    try:
+        os.rmdir(path)  # the common case: nothing was written there
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def json_string(text):
+    # type: (str) -> str
+    out = []
+    for char in text:
+        if char in JSON_ESCAPES:
+            out.append(JSON_ESCAPES[char])
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            code = ord(char)
+            if code > 0xFFFF:
+                code -= 0x10000
+                out.append("\\u{:04x}\\u{:04x}".format(0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)))
+            else:
+                out.append("\\u{:04x}".format(code))
+    return '"' + "".join(out) + '"'
+
+
+def to_json(value, indent=None, level=0):
+    # type: (Any, Optional[int], int) -> str
+    """json.dumps(value, indent=indent, sort_keys=True) without importing json (~5 ms)."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json_string(value)
+    if isinstance(value, dict):
+        items = [(json_string(str(k)), v) for k, v in sorted(value.items())]
+        parts = ["{}: {}".format(k, to_json(v, indent, level + 1)) for k, v in items]
+        return _json_join("{", parts, "}", indent, level)
+    if isinstance(value, (list, tuple)):
+        return _json_join("[", [to_json(v, indent, level + 1) for v in value], "]", indent, level)
+    return json_string(str(value))
+
+
+def _json_join(opening, parts, closing, indent, level):
+    # type: (str, List[str], str, Optional[int], int) -> str
+    if not parts:
+        return opening + closing
+    if indent is None:
+        return opening + ", ".join(parts) + closing
+    inner = "\n" + " " * (indent * (level + 1))
+    return opening + inner + ("," + inner).join(parts) + "\n" + " " * (indent * level) + closing
 
 
 def load_settings(config_file, environ):
@@ -168,18 +283,18 @@ def load_settings(config_file, environ):
     if not path and os.path.isfile(SYSTEM_CONFIG):
         path = SYSTEM_CONFIG
     if path:
-        import configparser  # only when there is a file: keeps start-up fast
-
-        parser = configparser.ConfigParser(interpolation=None)
         try:
             with open(path) as handle:
-                parser.read_file(handle)
-        except (OSError, configparser.Error) as exc:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
             raise PilotError(
                 EXIT_BAD_ARGS, "cannot read config {}: {}".format(path, exc), "fix the file"
             ) from None
-        if parser.has_section("pilot"):
-            settings.update(dict(parser.items("pilot")), path)
+        values = simple_ini_section(text, "pilot")
+        if values is None:
+            values = ini_section(text, "pilot", path)
+        if values:
+            settings.update(values, path)
     from_env = {}
     for key in Settings.KEYS:
         name = "COPS_PILOT_" + key.upper()
@@ -188,6 +303,50 @@ def load_settings(config_file, environ):
     if from_env:
         settings.update(from_env, "environment")
     return settings
+
+
+def simple_ini_section(text, section):
+    # type: (str, str) -> Optional[Dict[str, str]]
+    """Section ``section`` of a plain INI file (``[name]``, ``key = value``, whole-line comments)
+    read without configparser (~5 ms of start-up); None when the file uses anything more."""
+    values = {}  # type: Dict[str, str]
+    current = None  # type: Optional[str]
+    seen = set()
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[0].isspace():
+            return None  # continuation lines: configparser's business
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = stripped[1:-1]
+            if current in seen or current == "DEFAULT":
+                return None
+            seen.add(current)
+            continue
+        cut = min([i for i in (stripped.find("="), stripped.find(":")) if i >= 0] or [-1])
+        if current is None or cut <= 0:
+            return None  # let configparser report the error
+        if current == section:
+            key = stripped[:cut].strip().lower()
+            if key in values:
+                return None
+            values[key] = stripped[cut + 1 :].strip()
+    return values
+
+
+def ini_section(text, section, path):
+    # type: (str, str, str) -> Dict[str, str]
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, path)
+    except configparser.Error as exc:
+        raise PilotError(
+            EXIT_BAD_ARGS, "cannot read config {}: {}".format(path, exc), "fix the file"
+        ) from None
+    return dict(parser.items(section)) if parser.has_section(section) else {}
 
 
 # ----------------------------------------------------------------------------- images
@@ -298,15 +457,30 @@ def parse_bind(text):
 class Launch(object):
     """Everything a runtime needs to start one container."""
 
-    def __init__(self, image, command, workdir, binds, env, gpu, scratch):
-        # type: (Image, List[str], str, List[Bind], Dict[str, str], bool, str) -> None
+    def __init__(self, image, command, workdir, binds, env, gpu, scratch=None):
+        # type: (Image, List[str], str, List[Bind], Dict[str, str], bool, Optional[str]) -> None
         self.image = image
         self.command = command
         self.workdir = workdir
         self.binds = binds
         self.env = env
         self.gpu = gpu
-        self.scratch = scratch  # private 0700 directory for runtime files (bundles, env files)
+        self._scratch = scratch
+        self.made_scratch = False
+
+    @property
+    def scratch(self):
+        # type: () -> str
+        """Private 0700 directory for runtime files (bundles, env files), made on first use."""
+        if self._scratch is None:
+            self._scratch = private_dir("cops-pilot-")
+            self.made_scratch = True
+        return self._scratch
+
+    def cleanup(self):
+        # type: () -> None
+        if self.made_scratch and self._scratch:
+            remove_tree(self._scratch)
 
     def all_binds(self):
         # type: () -> List[Bind]
@@ -356,13 +530,15 @@ class Runtime(object):
     extra_locations = ()  # type: Tuple[str, ...]
     supports_sif = False
     needs_mountpoints = False  # bind destinations must already exist in the image
-    start_error = None  # type: Optional[Any]  # compiled regex on stderr lines
-    not_start_error = re.compile(r"executable file not found|command not found|execve\(")
+    # Regexes on the runtime's stderr lines, as source strings compiled on first use (a compiled
+    # pattern works too): start_error marks the runtime's own failure before the payload ran.
+    start_error = None  # type: Optional[Union[str, Pattern[str]]]
+    not_start_error = r"executable file not found|command not found|execve\("
 
     def locate(self, path_env):
         # type: (str) -> Optional[str]
         for binary in self.binaries:
-            found = shutil.which(binary, path=path_env)
+            found = which(binary, path_env)
             if found:
                 return found
         for location in self.extra_locations:
@@ -405,8 +581,9 @@ class Runtime(object):
         """The runtime's own error line if it failed before the payload ran, else None."""
         if returncode == 0 or self.start_error is None:
             return None
+        start_error, not_start_error = regex(self.start_error), regex(self.not_start_error)
         for line in stderr_tail.splitlines():
-            if self.start_error.search(line) and not self.not_start_error.search(line):
+            if start_error.search(line) and not not_start_error.search(line):
                 return line.strip()
         return None
 
@@ -432,7 +609,7 @@ class Apptainer(Runtime):
         "/cvmfs/oasis.opensciencegrid.org/mis/apptainer/bin/apptainer",
     )
     supports_sif = True
-    start_error = re.compile(r"^(FATAL|ERROR)\s*:")
+    start_error = r"^(FATAL|ERROR)\s*:"
 
     def mode(self, binary):
         # type: (str) -> str
@@ -476,7 +653,7 @@ class Charliecloud(Runtime):
     name = "charliecloud"
     binaries = ("ch-run",)
     needs_mountpoints = True
-    start_error = re.compile(r"^ch-run\[\d+\]: error")
+    start_error = r"^ch-run\[\d+\]: error"
 
     def build(self, launch, binary):
         # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
@@ -496,7 +673,7 @@ class Bubblewrap(Runtime):
     name = "bubblewrap"
     signal_exit = True
     binaries = ("bwrap",)
-    start_error = re.compile(r"^bwrap: ")
+    start_error = r"^bwrap: "
 
     def build(self, launch, binary):
         # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
@@ -520,13 +697,13 @@ class Bubblewrap(Runtime):
         return argv + launch.command, dict(launch.env)
 
 
-PROOT_SIGNAL = re.compile(r"proot info: pid \d+: terminated with signal (\d+)")
+PROOT_SIGNAL = r"proot info: pid \d+: terminated with signal (\d+)"
 
 
 class Proot(Runtime):
     name = "proot"
     binaries = ("proot",)
-    start_error = re.compile(r"^proot error: ")
+    start_error = r"^proot error: "
 
     def mode(self, binary):
         # type: (str) -> str
@@ -542,7 +719,7 @@ class Proot(Runtime):
 
     def signal_of(self, returncode, stderr_tail):
         # type: (int, str) -> Optional[int]
-        match = PROOT_SIGNAL.search(stderr_tail)
+        match = regex(PROOT_SIGNAL).search(stderr_tail) if returncode == 255 else None
         return int(match.group(1)) if match and returncode == 255 else None
 
 
@@ -562,7 +739,7 @@ class Udocker(Runtime):
 
     name = "udocker"
     binaries = ("udocker",)
-    start_error = re.compile(r"^Error: ")
+    start_error = r"^Error: "
 
     def mode(self, binary):
         # type: (str) -> str
@@ -581,7 +758,7 @@ class Udocker(Runtime):
         env_file = os.path.join(launch.scratch, "udocker.env")
         write_private(env_file, "".join("{}={}\n".format(k, v) for k, v in sorted(launch.env.items())))
         extra = {"UDOCKER_TARBALL": "", "UDOCKER_DIR": repo}
-        proot = shutil.which("proot")
+        proot = which("proot", os.environ.get("PATH", DEFAULT_PATH))
         if proot:
             shim = os.path.join(launch.scratch, "proot-shim")
             write_private(shim, PROOT_SHIM.format(proot=proot))
@@ -609,7 +786,7 @@ class Runc(Runtime):
     binaries = ("runc",)
     extra_locations = ("/usr/sbin/runc", "/usr/local/sbin/runc")
     needs_mountpoints = True
-    start_error = re.compile(r"level=error|^runc run failed|^ERRO")
+    start_error = r"level=error|^runc run failed|^ERRO"
 
     def mode(self, binary):
         # type: (str) -> str
@@ -653,7 +830,7 @@ class Runc(Runtime):
         # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
         bundle = os.path.join(launch.scratch, "bundle")
         os.makedirs(bundle, exist_ok=True)
-        write_private(os.path.join(bundle, "config.json"), json.dumps(self.spec(launch)))
+        write_private(os.path.join(bundle, "config.json"), to_json(self.spec(launch)))
         state = os.path.join(launch.scratch, "runc-state")
         name = "cops-{}-{}".format(os.getpid(), int(time.time() * 1000) % 100000000)
         argv = [binary, "--root", state, "run", "--bundle", bundle, name]
@@ -664,7 +841,7 @@ class Podman(Runtime):
     name = "podman"
     signal_exit = True
     binaries = ("podman",)
-    start_error = re.compile(r"^Error: ")
+    start_error = r"^Error: "
 
     def mode(self, binary):
         # type: (str) -> str
@@ -692,9 +869,121 @@ class Podman(Runtime):
         return argv, host_env_for_runtime(launch.env)
 
 
+class Docker(Runtime):
+    """Docker Engine through the ``docker`` CLI (argv lists; honours ``DOCKER_HOST``).
+
+    The image runs by reference when the engine already has it (``docker://busybox:latest``
+    -> ``busybox:latest``); otherwise the rootfs from the image repository is imported once
+    and tagged ``cops-grid-rootfs:<digest>`` (the DUCC ``.flat`` directory name, or a hash
+    of the tree), so later jobs on this engine find it by digest.
+    """
+
+    name = "docker"
+    signal_exit = True
+    binaries = ("docker",)
+    start_error = r"^docker: |^Error response from daemon|^Cannot connect to the Docker daemon"
+    cache_repo = "cops-grid-rootfs"
+    client_env = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")
+
+    def mode(self, binary):
+        # type: (str) -> str
+        return "daemon"
+
+    def refuse(self, launch):
+        # type: (Launch) -> Optional[str]
+        if launch.image.kind != "dir":
+            return "runs docker:// images and rootfs directories only"
+        return Runtime.refuse(self, launch)
+
+    def start_failure(self, returncode, stderr_tail):
+        # type: (int, str) -> Optional[str]
+        if returncode not in (125, 126, 127) and returncode != 1:
+            return None
+        line = Runtime.start_failure(self, returncode, stderr_tail)
+        return line or ("docker exited {}".format(returncode) if returncode == 125 else None)
+
+    def has_image(self, binary, ref):
+        # type: (str, str) -> bool
+        import subprocess
+
+        cmd = [binary, "image", "inspect", "--format", "{{.Id}}", ref]
+        return subprocess.call(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+    def digest(self, rootfs):
+        # type: (str) -> str
+        import hashlib
+
+        real = os.path.realpath(rootfs)
+        base = os.path.basename(real)
+        flat = os.path.basename(os.path.dirname(os.path.dirname(real))) == ".flat"
+        if flat and len(base) == 64 and all(c in "0123456789abcdef" for c in base):
+            return base
+        sha = hashlib.sha256()
+        for top, dirs, files in os.walk(real):
+            dirs.sort()
+            for fname in sorted(files):
+                path = os.path.join(top, fname)
+                sha.update(os.path.relpath(path, real).encode())
+                if os.path.isfile(path) and not os.path.islink(path):
+                    with open(path, "rb") as handle:
+                        sha.update(handle.read())
+        return sha.hexdigest()
+
+    def engine_image(self, launch, binary):
+        # type: (Launch, str) -> str
+        name = launch.image.name
+        if name.startswith("docker://") and self.has_image(binary, name[len("docker://") :]):
+            return name[len("docker://") :]
+        tag = "{}:{}".format(self.cache_repo, self.digest(launch.image.path))
+        if self.has_image(binary, tag):
+            return tag
+        import subprocess
+        import tarfile
+
+        path_env = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        proc = subprocess.Popen(
+            [binary, "import", "--change", path_env, "-", tag],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
+                tar.add(os.path.realpath(launch.image.path), arcname=".")
+        except (OSError, tarfile.TarError):
+            pass  # the import's own error below says why
+        finally:
+            proc.stdin.close()  # type: ignore[union-attr]
+        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        if proc.wait() != 0:  # an OSError, as for a runtime that cannot start: the probe reports it
+            raise OSError(5, "docker import failed: " + err.strip()[-200:])
+        return tag
+
+    def build(self, launch, binary):
+        # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
+        image = self.engine_image(launch, binary)
+        argv = [binary, "run", "--rm", "--network", "host", "--workdir", CONTAINER_WORKDIR]
+        if os.geteuid() != 0:
+            argv += ["--user", "{}:{}".format(os.getuid(), os.getgid())]
+        for bind in self.binds(launch):
+            argv += ["-v", "{}:{}:{}".format(bind.src, bind.dst, "rw" if bind.writable else "ro")]
+        if launch.gpu:
+            for device in gpu_devices():
+                argv += ["--device", device]
+        for key in sorted(launch.env):
+            argv += ["--env", key]  # value taken from the docker CLI's own environment
+        argv += [image] + launch.command
+        env = host_env_for_runtime(launch.env)
+        for key in self.client_env:  # where the engine is: for the CLI, not for the payload
+            if key in os.environ and key not in launch.env:
+                env[key] = os.environ[key]
+        return argv, env
+
+
 # The adapter registry: a plain ordered dict, add an adapter with one line.
 RUNTIMES = {
-    cls.name: cls for cls in (Apptainer, Singularity, Udocker, Charliecloud, Bubblewrap, Proot, Runc, Podman)
+    cls.name: cls
+    for cls in (Apptainer, Singularity, Udocker, Charliecloud, Bubblewrap, Proot, Runc, Podman, Docker)
 }  # type: Dict[str, Any]
 ALIASES = {"ch-run": "charliecloud", "bwrap": "bubblewrap"}
 
@@ -732,14 +1021,18 @@ def userns_status():
 class ProbeCache(object):
     """Probe results per node, keyed by runtime binary path+mtime, uid and userns limit.
 
-    Stored as JSON in a private (0700, owned by us) directory; unusable directories are skipped.
+    Stored in a private (0700, owned by us) directory, one entry a line (key, time, ok, seconds,
+    reason, tab-separated: read without json); unusable directories are skipped.
     """
+
+    FILE = "probes.tsv"
 
     def __init__(self, directory, ttl):
         # type: (Optional[str], float) -> None
         self.directory = directory
         self.ttl = ttl
-        self.path = os.path.join(directory, "probes.json") if directory else None
+        self.path = os.path.join(directory, self.FILE) if directory else None
+        self.entries = None  # type: Optional[Dict[str, Dict[str, Any]]]
 
     @staticmethod
     def choose_dir(configured, environ):
@@ -749,7 +1042,7 @@ class ProbeCache(object):
             candidates.append(os.path.join(environ["XDG_CACHE_HOME"], "cops-pilot"))
         if environ.get("HOME"):
             candidates.append(os.path.join(environ["HOME"], ".cache", "cops-pilot"))
-        candidates.append(os.path.join(tempfile.gettempdir(), "cops-pilot-{}".format(os.geteuid())))
+        candidates.append(os.path.join(temp_root(), "cops-pilot-{}".format(os.geteuid())))
         for candidate in candidates:
             if ProbeCache.usable(candidate):
                 return candidate
@@ -778,25 +1071,44 @@ class ProbeCache(object):
             mtime = os.stat(binary).st_mtime
         except OSError:
             mtime = 0.0
-        userns = userns_status()
-        parts = (__version__, name, binary, mtime, os.geteuid(), userns["max_user_namespaces"])
-        return "|".join(str(part) for part in parts)
+        parts = (__version__, name, binary, mtime, os.geteuid(), max_user_namespaces())
+        # a daemon-backed runtime's probe depends on which daemon its client talks to
+        parts += tuple(os.environ.get(k, "") for k in getattr(RUNTIMES.get(name), "client_env", ()))
+        return flat("|".join(str(part) for part in parts))
 
     def load(self):
-        # type: () -> Dict[str, Any]
+        # type: () -> Dict[str, Dict[str, Any]]
+        if self.entries is not None:
+            return self.entries
+        self.entries = {}
         if not self.path or self.ttl <= 0:
-            return {}
+            return self.entries
         try:
             with open(self.path) as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return self.entries
+        for line in lines:
+            fields = line.split("\t")
+            if len(fields) != 5:
+                continue
+            try:
+                entry = {
+                    "time": float(fields[1]),
+                    "ok": fields[2] == "1",
+                    "seconds": float(fields[3]),
+                }  # type: Dict[str, Any]
+            except ValueError:
+                continue
+            if fields[4]:
+                entry["reason"] = fields[4]
+            self.entries[fields[0]] = entry
+        return self.entries
 
     def get(self, key):
         # type: (str) -> Optional[Dict[str, Any]]
         entry = self.load().get(key)
-        if isinstance(entry, dict) and time.time() - float(entry.get("time", 0)) < self.ttl:
+        if entry is not None and time.time() - entry["time"] < self.ttl:
             return entry
         return None
 
@@ -804,15 +1116,37 @@ class ProbeCache(object):
         # type: (str, Dict[str, Any]) -> None
         if not self.path or self.ttl <= 0 or not self.directory:
             return
-        data = self.load()
-        data[key] = entry
+        entries = self.load()
+        entries[key] = entry
+        lines = [
+            "\t".join(
+                (
+                    k,
+                    repr(float(e["time"])),
+                    "1" if e.get("ok") else "0",
+                    repr(float(e.get("seconds", 0.0))),
+                    flat(str(e.get("reason", ""))),
+                )
+            )
+            for k, e in sorted(entries.items())
+        ]
+        tmp = os.path.join(self.directory, ".probes-{}-{}".format(os.getpid(), os.urandom(4).hex()))
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".probes-")
-            with os.fdopen(fd, "w") as handle:
-                json.dump(data, handle)
+            write_private(tmp, "".join(line + "\n" for line in lines))
             os.replace(tmp, self.path)
         except OSError as exc:
             log("probe cache not written: %s", exc)
+
+
+def flat(text):
+    # type: (str) -> str
+    """One tab-free line (probe cache fields)."""
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
+def max_user_namespaces():
+    # type: () -> Optional[int]
+    return userns_status()["max_user_namespaces"]  # type: ignore[no-any-return]
 
 
 def probe_command(image):
@@ -843,7 +1177,9 @@ def host_probe_image(scratch):
         elif os.path.isdir(host):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
             binds.append(Bind(host, host, False))
-    true = shutil.which("true") or "/bin/true"
+    import shutil
+
+    true = which("true", os.environ.get("PATH", DEFAULT_PATH)) or "/bin/true"
     shutil.copy(true, os.path.join(root, "cops-probe-true"))  # a real file in the root (udocker checks)
     return Image("host", root, "dir"), binds
 
@@ -851,7 +1187,9 @@ def host_probe_image(scratch):
 def probe(rt, binary, image, scratch, binds=None):
     # type: (Runtime, str, Image, str, Optional[List[Bind]]) -> Dict[str, Any]
     """Start a trivial command in a container: the runtime counts only if this works."""
-    workdir = tempfile.mkdtemp(prefix="probe-", dir=scratch)
+    import subprocess  # probes are the cold path: the warm one never starts one
+
+    workdir = private_dir("probe-", scratch)
     command = ["/cops-probe-true"] if image.name == "host" else probe_command(image)
     launch = Launch(image, command, workdir, binds or [], {"PATH": DEFAULT_PATH}, False, workdir)
     started = time.time()
@@ -874,7 +1212,7 @@ def probe(rt, binary, image, scratch, binds=None):
     except OSError as exc:
         return {"ok": False, "reason": "cannot execute {}: {}".format(binary, exc.strerror)}
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)
     text = err.decode("utf-8", "replace") + out.decode("utf-8", "replace")
     failure = rt.start_failure(proc.returncode or 1, text) if proc.returncode or "FATAL" in text else None
     result = {"ok": not failure and proc.returncode == 0, "seconds": round(time.time() - started, 4)}
@@ -909,7 +1247,8 @@ class Attempt(object):
 
 
 def consider(name, image, launch, cache, path_env, scratch, probe_binds=None):
-    # type: (str, Image, Optional[Launch], ProbeCache, str, str, Optional[List[Bind]]) -> Attempt
+    # type: (str, Image, Optional[Launch], ProbeCache, str, Optional[str], Optional[List[Bind]]) -> Attempt
+    """Locate, refuse or probe (cached) one runtime; ``scratch`` None: the launch's, made if needed."""
     rt = runtime(name)
     attempt = Attempt(rt.name)
     attempt.binary = rt.locate(path_env)
@@ -925,6 +1264,9 @@ def consider(name, image, launch, cache, path_env, scratch, probe_binds=None):
     result = cache.get(key)
     attempt.cached = result is not None
     if result is None:
+        if scratch is None:
+            assert launch is not None
+            scratch = launch.scratch
         result = probe(rt, attempt.binary, image, scratch, probe_binds)
         result["time"] = time.time()
         cache.put(key, result)
@@ -938,7 +1280,7 @@ def detect(order, image=None, path_env=None, cache=None):
     # type: (Sequence[str], Optional[Image], Optional[str], Optional[ProbeCache]) -> List[Attempt]
     """Probe every runtime in ``order`` against ``image`` (default: the host's /usr in an empty root)."""
     cache = cache or ProbeCache(None, 0)
-    scratch = tempfile.mkdtemp(prefix="cops-pilot-")
+    scratch = private_dir("cops-pilot-")
     path_env = path_env or os.environ.get("PATH", DEFAULT_PATH)
     try:
         binds = None  # type: Optional[List[Bind]]
@@ -946,7 +1288,7 @@ def detect(order, image=None, path_env=None, cache=None):
             image, binds = host_probe_image(scratch)
         return [consider(name, image, None, cache, path_env, scratch, binds) for name in order]
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)
 
 
 def build_launch(runtime_name, rootfs, command, workdir, binds=(), env=None, gpu=False, scratch=None):
@@ -970,7 +1312,7 @@ def build_launch(runtime_name, rootfs, command, workdir, binds=(), env=None, gpu
         [parse_bind(b) for b in binds],
         payload_env,
         gpu,
-        scratch or tempfile.mkdtemp(prefix="cops-launch-"),
+        scratch or private_dir("cops-launch-"),
     )
     return rt.build(launch, binary)
 
@@ -985,16 +1327,19 @@ class Outcome(object):
         self.stderr_tail = stderr_tail
 
 
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+FORWARDED_SIGNALS = (signals.SIGTERM, signals.SIGINT, signals.SIGHUP, signals.SIGUSR1, signals.SIGUSR2)
+STDERR_GRACE = 5.0  # seconds to wait for stderr's end once the child exited (descendants may hold it)
 
 
 def execute(argv, env, cwd):
     # type: (List[str], Dict[str, str], str) -> Outcome
     """Run argv, passing stdout through, teeing stderr (kept tail for diagnosis), forwarding signals.
 
-    The handlers are installed before the child exists: a signal that arrives while it starts is
+    One thread, no sleeps: the wrapper waits in poll(2) on the stderr pipe and a signal wake-up
+    pipe (SIGCHLD), so it returns as soon as the child has exited and stderr has ended. The
+    handlers are installed before the child exists: a signal that arrives while it starts is
     delivered to it right after, instead of killing the wrapper and orphaning the payload."""
-    children = []  # type: List[subprocess.Popen[bytes]]
+    children = []  # type: List[int]
     pending = []  # type: List[int]
 
     def forward(signum, _frame):
@@ -1002,41 +1347,171 @@ def execute(argv, env, cwd):
         if not children:
             pending.append(signum)
             return
-        with contextlib.suppress(OSError):
-            children[0].send_signal(signum)
+        try:
+            os.kill(children[0], signum)
+        except OSError:
+            pass
 
-    previous = {}
+    wake_r, wake_w = os.pipe()
+    err_r, err_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+    previous = {}  # type: Dict[int, Any]
     for signum in FORWARDED_SIGNALS:
-        previous[signum] = signal.signal(signum, forward)
+        previous[signum] = signals.signal(signum, forward)
+    previous[signals.SIGCHLD] = signals.signal(signals.SIGCHLD, lambda _s, _f: None)
+    old_wakeup = signals.set_wakeup_fd(wake_w)
     try:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stderr=subprocess.PIPE)
-        children.append(proc)
+        try:
+            pid = spawn(argv, env, cwd, err_w)
+        finally:
+            os.close(err_w)
+        children.append(pid)
         for queued in pending:
-            proc.send_signal(queued)
-        tail = bytearray()
-
-        def pump():
-            # type: () -> None
-            assert proc.stderr is not None
-            fd = proc.stderr.fileno()
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                with contextlib.suppress(OSError):
-                    os.write(2, chunk)
-                tail.extend(chunk)
-                del tail[:-TAIL_BYTES]
-
-        reader = threading.Thread(target=pump)
-        reader.daemon = True
-        reader.start()
-        returncode = proc.wait()
+            os.kill(pid, queued)
+        status, tail = pump(pid, err_r, wake_r)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    reader.join(5)
-    return Outcome(returncode, tail.decode("utf-8", "replace"))
+        signals.set_wakeup_fd(old_wakeup)
+        for number, handler in previous.items():
+            signals.signal(number, handler)
+        for fd in (wake_r, wake_w, err_r):
+            os.close(fd)
+    return Outcome(exit_status(status), tail.decode("utf-8", "replace"))
+
+
+def spawn(argv, env, cwd, stderr_fd):
+    # type: (List[str], Dict[str, str], str, int) -> int
+    """fork + exec ``argv`` (found on ``env``'s PATH) in ``cwd``, with stderr on ``stderr_fd``.
+
+    What subprocess.Popen does, without importing it (~5 ms of start-up): descriptors above 2
+    closed, SIGPIPE and SIGXFSZ back to default, an exec failure raised here as OSError (its
+    errno comes back through a close-on-exec pipe)."""
+    path = argv[0]
+    if "/" not in path:  # looked up here: os.execvpe would import warnings in the child
+        found = which(path, env.get("PATH", DEFAULT_PATH))
+        if found is None:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        path = found
+    report_r, report_w = os.pipe()  # os.pipe() descriptors are close-on-exec
+    pid = os.fork()
+    if pid == 0:  # the child: only os calls until exec or _exit
+        error = 0
+        try:
+            os.close(report_r)
+            os.dup2(stderr_fd, 2)
+            os.chdir(cwd)
+            for name in ("SIGPIPE", "SIGXFSZ"):
+                if hasattr(signals, name):
+                    signals.signal(getattr(signals, name), signals.SIG_DFL)
+            close_fds(report_w)
+            os.execve(path, argv, env)
+        except OSError as exc:
+            error = exc.errno or 0
+        except BaseException:  # noqa: BLE001,S110 - never return into the wrapper's code
+            pass
+        try:
+            os.write(report_w, str(error).encode())
+        finally:
+            os._exit(127)
+    os.close(report_w)
+    data = b""
+    while True:
+        chunk = os.read(report_r, 64)
+        if not chunk:
+            break
+        data += chunk
+    os.close(report_r)
+    if data:
+        os.waitpid(pid, 0)
+        error = int(data)
+        raise OSError(error, os.strerror(error) if error else "exec failed", argv[0])
+    return pid
+
+
+def close_fds(keep):
+    # type: (int) -> None
+    """In the child: close every descriptor above 2 but ``keep`` (subprocess's close_fds)."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except (OSError, ValueError):
+        limit = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
+        os.closerange(3, keep)
+        os.closerange(keep + 1, max(limit, keep + 1))
+        return
+    for fd in fds:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def pump(pid, err_fd, wake_fd):
+    # type: (int, int, int) -> Tuple[int, bytearray]
+    """Tee the child's stderr until it ends and the child has exited: (wait status, tail)."""
+    import select
+
+    poller = select.poll()
+    poller.register(err_fd, select.POLLIN)
+    poller.register(wake_fd, select.POLLIN)
+    tail = bytearray()
+    status = None  # type: Optional[int]
+    deadline = 0.0
+    reading = True
+    while True:
+        if status is None:
+            done, result = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status, deadline = result, time.time() + STDERR_GRACE
+        if not reading:
+            break
+        timeout = None  # type: Optional[float]
+        if status is not None:
+            timeout = (deadline - time.time()) * 1000
+            if timeout <= 0:
+                break  # descendants still hold stderr: do not wait for them
+        for fd, _event in poller.poll(timeout):
+            if fd == wake_fd:
+                drain(wake_fd)
+                continue
+            chunk = os.read(err_fd, 65536)
+            if not chunk:
+                reading = False
+                poller.unregister(err_fd)
+                continue
+            write_all(2, chunk)
+            tail.extend(chunk)
+            del tail[:-TAIL_BYTES]
+    if status is None:
+        status = os.waitpid(pid, 0)[1]
+    return status, tail
+
+
+def drain(fd):
+    # type: (int) -> None
+    try:
+        while os.read(fd, 512):
+            pass
+    except OSError:  # BlockingIOError: empty
+        pass
+
+
+def write_all(fd, data):
+    # type: (int, bytes) -> None
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:  # stderr closed: keep running the payload
+        pass
+
+
+def exit_status(status):
+    # type: (int) -> int
+    """Popen-style return code of a wait status: the exit code, or -N when killed by signal N."""
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
 
 
 def payload_exit(rt, outcome):
@@ -1052,69 +1527,173 @@ def payload_exit(rt, outcome):
 
 # ----------------------------------------------------------------------------- the job
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+ENV_CHARS = frozenset(ENV_FIRST + "0123456789")
+
+
+def is_env_name(name):
+    # type: (str) -> bool
+    """[A-Za-z_][A-Za-z0-9_]*"""
+    return bool(name) and name[0] in ENV_FIRST and all(char in ENV_CHARS for char in name)
+
+
+# The command line, one table for the fast parser and for argparse (--help, errors, the rest):
+# (flags, dest, action, metavar or const, help).
+OPTIONS = (
+    (
+        ("--image",),
+        "image",
+        "store",
+        None,
+        "docker://[registry/]repo[:tag], a rootfs directory, a .sif, or host: to run COMMAND"
+        " on the node itself, uncontained (site validation)",
+    ),
+    (
+        ("--image-root",),
+        "image_root",
+        "store",
+        None,
+        "where docker:// images live (default /cvmfs/unpacked.cern.ch)",
+    ),
+    (("--runtime",), "runtime", "store", None, "comma-separated runtimes to try, in order"),
+    (
+        ("--workdir",),
+        "workdir",
+        "store",
+        None,
+        "job scratch dir, seen at /srv (default $_CONDOR_SCRATCH_DIR, $TMPDIR or .)",
+    ),
+    (("--env",), "env", "append", "K=V", "payload variable"),
+    (("--pass-env",), "pass_env", "append", "NAME", "pass a host variable"),
+    (("--bind",), "bind", "append", "SRC[:DST[:ro|rw]]", "extra bind"),
+    (("--gpu",), "gpu", "store_true", None, "give the payload the node's GPUs"),
+    (("--report",), "report", "store", None, "JSON report file (relative to the workdir)"),
+    (("--require-container",), "require", "store_const", "yes", "never run the payload uncontained"),
+    (
+        ("--allow-uncontained",),
+        "require",
+        "store_const",
+        "no",
+        "run the payload on the node when no runtime works",
+    ),
+    (("--config",), "config", "store", None, "site config file (INI, section [pilot])"),
+    (("--dry-run",), "dry_run", "store_true", None, "print what would run, run nothing"),
+    (("--list-runtimes",), "list_runtimes", "store_true", None, "print the probe table"),
+    (("--json",), "json", "store_true", None, "JSON output for --list-runtimes"),
+    (("-v", "--verbose"), "verbose", "store_true", None, "log what the wrapper does"),
+)  # type: Tuple[Tuple[Tuple[str, ...], str, str, Optional[str], str], ...]
+
+
+class Args(object):
+    """The parsed command line."""
+
+    def __init__(self):
+        # type: () -> None
+        self.image = None  # type: Optional[str]
+        self.image_root = None  # type: Optional[str]
+        self.runtime = None  # type: Optional[str]
+        self.workdir = None  # type: Optional[str]
+        self.env = []  # type: List[str]
+        self.pass_env = []  # type: List[str]
+        self.bind = []  # type: List[str]
+        self.gpu = False
+        self.report = None  # type: Optional[str]
+        self.require = None  # type: Optional[str]
+        self.config = None  # type: Optional[str]
+        self.dry_run = False
+        self.list_runtimes = False
+        self.json = False
+        self.verbose = False
+        self.command = []  # type: List[str]
 
 
 def parse_args(argv):
-    # type: (List[str]) -> argparse.Namespace
+    # type: (List[str]) -> Args
+    """The fast parser for well-formed command lines; argparse for --help, --version, errors."""
+    return fast_parse(argv) or full_parse(argv)
+
+
+def fast_parse(argv):
+    # type: (List[str]) -> Optional[Args]
+    """Exact flags, ``--flag VALUE`` / ``--flag=VALUE``, then ``-- COMMAND`` (or the first
+    positional and all after it); None for anything else (abbreviations, -h, a value that looks
+    like an option, conflicting policies), which argparse then handles (argparse costs ~5 ms)."""
+    options = {flag: option for option in OPTIONS for flag in option[0]}
+    args = Args()
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--" or not token.startswith("-"):
+            args.command = argv[index + 1 :] if token == "--" else argv[index:]
+            return args
+        flag, eq, inline = token.partition("=")
+        if flag not in options:
+            return None
+        _flags, dest, action, extra, _help = options[flag]
+        if action in ("store", "append"):
+            if not eq:
+                index += 1
+                if index >= len(argv) or argv[index].startswith("-"):
+                    return None
+                inline = argv[index]
+            if action == "store":
+                setattr(args, dest, inline)
+            else:
+                getattr(args, dest).append(inline)
+        elif eq or (action == "store_const" and getattr(args, dest) not in (None, extra)):
+            return None
+        else:
+            setattr(args, dest, True if action == "store_true" else extra)
+        index += 1
+    return args
+
+
+def full_parse(argv):
+    # type: (List[str]) -> Args
+    import argparse
+
     class Parser(argparse.ArgumentParser):
         def error(self, message):  # type: ignore[override]
             # type: (str) -> None
             raise PilotError(EXIT_BAD_ARGS, message, "see cops-pilot --help")
 
     parser = Parser(prog="cops-pilot", description="Run a payload in a container on a worker node.")
-    parser.add_argument(
-        "--image",
-        help="docker://[registry/]repo[:tag], a rootfs directory, a .sif, or host: to run COMMAND"
-        " on the node itself, uncontained (site validation)",
-    )
-    parser.add_argument("--image-root", help="where docker:// images live (default /cvmfs/unpacked.cern.ch)")
-    parser.add_argument("--runtime", help="comma-separated runtimes to try, in order")
-    parser.add_argument(
-        "--workdir", help="job scratch dir, seen at /srv (default $_CONDOR_SCRATCH_DIR, $TMPDIR or .)"
-    )
-    parser.add_argument("--env", action="append", default=[], metavar="K=V", help="payload variable")
-    parser.add_argument(
-        "--pass-env", action="append", default=[], metavar="NAME", help="pass a host variable"
-    )
-    parser.add_argument("--bind", action="append", default=[], metavar="SRC[:DST[:ro|rw]]", help="extra bind")
-    parser.add_argument("--gpu", action="store_true", help="give the payload the node's GPUs")
-    parser.add_argument("--report", help="JSON report file (relative to the workdir)")
     policy = parser.add_mutually_exclusive_group()
-    policy.add_argument("--require-container", dest="require", action="store_const", const="yes")
-    policy.add_argument("--allow-uncontained", dest="require", action="store_const", const="no")
-    parser.add_argument("--config", help="site config file (INI, section [pilot])")
-    parser.add_argument("--dry-run", action="store_true", help="print what would run, run nothing")
-    parser.add_argument("--list-runtimes", action="store_true", help="print the probe table")
-    parser.add_argument("--json", action="store_true", help="JSON output for --list-runtimes")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the wrapper does")
+    for flags, dest, action, extra, text in OPTIONS:
+        kwargs = {"dest": dest, "action": action, "help": text}  # type: Dict[str, Any]
+        if action == "append":
+            kwargs.update(default=[], metavar=extra)
+        elif action == "store_const":
+            kwargs["const"] = extra
+        (policy if action == "store_const" else parser).add_argument(*flags, **kwargs)
     parser.add_argument("--version", action="version", version="cops-pilot " + __version__)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
-    args = parser.parse_args(argv)
+    args = Args()
+    args.__dict__.update(vars(parser.parse_args(argv)))
     if args.command and args.command[0] == "--":
         args.command = args.command[1:]
     return args
 
 
 def payload_env(args, settings, home=CONTAINER_WORKDIR, path=DEFAULT_PATH):
-    # type: (argparse.Namespace, Settings, str, str) -> Dict[str, str]
+    # type: (Args, Settings, str, str) -> Dict[str, str]
     """The payload's clean environment: PATH, HOME, the pass-through list, the job's --env."""
     env = {"PATH": path, "HOME": home}
     for name in split_list(settings.pass_env) + list(args.pass_env):
-        if not ENV_NAME.match(name):
+        if not is_env_name(name):
             raise PilotError(EXIT_BAD_ARGS, "bad variable name {!r}".format(name), "use NAME")
         if name in os.environ:
             env[name] = os.environ[name]
     for item in args.env:
         key, sep, value = item.partition("=")
-        if not sep or not ENV_NAME.match(key):
+        if not sep or not is_env_name(key):
             raise PilotError(EXIT_BAD_ARGS, "bad --env {!r}".format(item), "use --env NAME=VALUE")
         env[key] = value
     return env
 
 
 def job_binds(args, settings):
-    # type: (argparse.Namespace, Settings) -> List[Bind]
+    # type: (Args, Settings) -> List[Bind]
     binds = []
     if os.path.isdir("/cvmfs"):
         binds.append(Bind("/cvmfs", "/cvmfs", False, optional=True))
@@ -1127,7 +1706,7 @@ def job_binds(args, settings):
 
 
 def job_workdir(args):
-    # type: (argparse.Namespace) -> str
+    # type: (Args) -> str
     workdir = args.workdir or os.environ.get("_CONDOR_SCRATCH_DIR") or os.environ.get("TMPDIR") or "."
     if not os.path.isdir(workdir):
         raise PilotError(EXIT_BAD_ARGS, "workdir {} does not exist".format(workdir), "create it first")
@@ -1138,7 +1717,7 @@ class Job(object):
     """One payload run: its launch, the attempts made, the report."""
 
     def __init__(self, args, settings):
-        # type: (argparse.Namespace, Settings) -> None
+        # type: (Args, Settings) -> None
         self.args = args
         self.settings = settings
         self.started = time.time()
@@ -1175,22 +1754,15 @@ class Job(object):
         self.report["image_path"] = image.path
         order = split_list(args.runtime) if args.runtime else settings.order()
         require = settings.require() if args.require is None else args.require == "yes"
-        scratch = tempfile.mkdtemp(prefix="cops-pilot-")
+        launch = Launch(
+            image, args.command, workdir, job_binds(args, settings), payload_env(args, settings), args.gpu
+        )
         try:
-            launch = Launch(
-                image,
-                args.command,
-                workdir,
-                job_binds(args, settings),
-                payload_env(args, settings),
-                args.gpu,
-                scratch,
-            )
             self.report["binds"] = [b.as_dict() for b in launch.all_binds()]
             self.report["env_names"] = sorted(launch.env)
             return self.try_runtimes(order, launch, require)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            launch.cleanup()
 
     def run_on_host(self, workdir):
         # type: (str) -> int
@@ -1220,7 +1792,7 @@ class Job(object):
         path_env = os.environ.get("PATH", DEFAULT_PATH)
         failures = []
         for name in order:
-            attempt = consider(name, launch.image, launch, cache, path_env, launch.scratch)
+            attempt = consider(name, launch.image, launch, cache, path_env, None)
             self.report["attempts"].append(attempt.as_dict())
             log("%s", attempt.crumb())
             if attempt.status != "ok":
@@ -1311,7 +1883,7 @@ class Job(object):
         self.report.setdefault("timings", {})["total_s"] = round(time.time() - self.started, 4)
         try:
             tmp = self.report_path + ".tmp"
-            write_private(tmp, json.dumps(self.report, indent=1, sort_keys=True) + "\n")
+            write_private(tmp, to_json(self.report, indent=1) + "\n")
             os.replace(tmp, self.report_path)
         except OSError as exc:
             sys.stderr.write("cops-pilot: warning: report {} not written: {}\n".format(self.report_path, exc))
@@ -1333,7 +1905,7 @@ def quote(arg):
 
 
 def list_runtimes(args, settings):
-    # type: (argparse.Namespace, Settings) -> int
+    # type: (Args, Settings) -> int
     order = split_list(args.runtime) if args.runtime else settings.order()
     image = None  # type: Optional[Image]
     if args.image and not is_host_image(args.image):
@@ -1343,7 +1915,7 @@ def list_runtimes(args, settings):
     userns = userns_status()
     if args.json:
         data = {"userns": userns, "runtimes": [a.as_dict() for a in attempts]}
-        sys.stdout.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        sys.stdout.write(to_json(data, indent=1) + "\n")
         return 0
     sys.stdout.write("user namespaces: {}\n".format("enabled" if userns["enabled"] else "disabled"))
     sys.stdout.write("{:<13} {:<13} {:<9} {}\n".format("RUNTIME", "STATUS", "MODE", "BINARY / REASON"))

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Cli
+from tests.conftest import Cli, CliResult
 
 
 def sleep_job(directory: Path, seconds: int) -> Path:
@@ -70,3 +70,11 @@ def wait_present(argv: list[str], timeout: float = 60) -> list[int]:
     while not (found := processes_with(argv)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return found
+
+
+def rows(res: CliResult) -> list[dict[str, Any]]:
+    """The JSON list a ``--json`` command printed (after checking it succeeded)."""
+    assert res.code == 0, res.stderr
+    data = res.json()
+    assert isinstance(data, list)
+    return data

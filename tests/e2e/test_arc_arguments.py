@@ -11,14 +11,15 @@ import base64
 import json
 
 from computeops_grid.backends import arc_desc as desc
+from computeops_grid.backends.payload import PILOT_FILE
 from tests.services.grid_jobs import record
 
 
 def test_plain_arguments_go_to_the_wrapper_directly() -> None:
     job = record("echo hello > out.txt")
     opts = desc.DescOptions()
-    assert desc.command_line(job, opts) == (desc.PILOT_FILE, desc.wrapper_args(job, opts))
-    assert desc.input_names(job, opts) == [desc.PILOT_FILE]
+    assert desc.command_line(job, opts) == (PILOT_FILE, desc.wrapper_args(job, opts))
+    assert desc.input_names(job, opts) == [PILOT_FILE]
 
 
 def test_shell_expansions_travel_base64_through_the_launcher() -> None:
@@ -28,7 +29,7 @@ def test_shell_expansions_travel_base64_through_the_launcher() -> None:
     assert executable == desc.LAUNCHER_FILE
     (word,) = args
     assert json.loads(base64.urlsafe_b64decode(word[4:])) == desc.wrapper_args(job, opts)
-    assert desc.input_names(job, opts) == [desc.PILOT_FILE, desc.LAUNCHER_FILE]
+    assert desc.input_names(job, opts) == [PILOT_FILE, desc.LAUNCHER_FILE]
     adl = desc.adl(job, opts)
     assert f"<Path>{desc.LAUNCHER_FILE}</Path><Argument>{word}</Argument>" in adl
     assert f"<Name>{desc.LAUNCHER_FILE}</Name><IsExecutable>true</IsExecutable>" in adl

@@ -10,7 +10,7 @@ import pytest
 
 from computeops_grid.backends.arc_rest import ArcRest
 from tests.conftest import EXAMPLES, Cli, configure_backend
-from tests.e2e.helpers import sleep_job, submitted_id, wait_gone, wait_present, wait_state
+from tests.e2e.helpers import rows, sleep_job, submitted_id, wait_gone, wait_present, wait_state
 from tests.services.arc import CERTS, ArcCE
 from tests.services.voms import GridUser
 
@@ -27,12 +27,14 @@ def test_submit_wait_prints_the_payload_output_and_get_fetches_outputs(arc_cli: 
     res = arc_cli("submit", str(EXAMPLES / "hello.yaml"), "--backend", "arc", "--wait", timeout=300)
     assert res.code == 0, res.stderr
     assert "Hello from Linux in a container, job hello" in res.stdout
-    (job,) = arc_cli("list", "--json").json()  # type: ignore[misc]
+    (job,) = rows(arc_cli("list", "--json"))
     assert (job["state"], job["backend"], job["exit_code"]) == ("completed", "arc", 0)
     assert job["native_id"].startswith("https://")
     got = arc_cli("get", job["id"], "-o", str(tmp_path / "got"), "--json")
     assert got.code == 0, got.stderr
-    assert str(tmp_path / "got" / "result.txt") in got.json()  # type: ignore[operator]
+    files = got.json()
+    assert isinstance(files, list)
+    assert str(tmp_path / "got" / "result.txt") in files
     assert (tmp_path / "got" / "result.txt").read_text() == "done\n"
 
 
@@ -103,12 +105,12 @@ def test_backends_shows_the_credential_problem(
     arc_cli: Cli, cops_home: Path, arc_ce: ArcCE, arc_settings: dict[str, Any], tmp_path: Path
 ) -> None:
     res = arc_cli("backends", "--json")
-    (row,) = [r for r in res.json() if r["name"] == "arc"]  # type: ignore[union-attr, index]
+    (row,) = [r for r in rows(res) if r["name"] == "arc"]
     assert row["reachable"] is True, row
     assert row["detail"] == f"{arc_ce.url} REST 1.0"
     expired = bad_proxy(arc_ce, "expired", tmp_path)
     configure_backend(cops_home, "arc", {**arc_settings, "proxy": str(expired)})
     res = arc_cli("backends", "--json")
-    (row,) = [r for r in res.json() if r["name"] == "arc"]  # type: ignore[union-attr, index]
+    (row,) = [r for r in rows(res) if r["name"] == "arc"]
     assert row["reachable"] is False
     assert row["detail"].startswith(f"credential: the proxy {expired} has expired; renew it with")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLES, Cli, configure_backend
-from tests.e2e.helpers import sleep_job, submitted_id, wait_gone, wait_present, wait_state
+from tests.e2e.helpers import rows, sleep_job, submitted_id, wait_gone, wait_present, wait_state
 from tests.services.slurm import SlurmCluster
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -26,11 +26,13 @@ def test_submit_wait_prints_the_payload_output_and_get_fetches_outputs(
     res = slurm_cli("submit", str(EXAMPLES / "hello.yaml"), "--backend", "slurm", "--wait", timeout=180)
     assert res.code == 0, res.stderr
     assert "Hello from Linux in a container, job hello" in res.stdout
-    (job,) = slurm_cli("list", "--json").json()  # type: ignore[misc]
+    (job,) = rows(slurm_cli("list", "--json"))
     assert (job["state"], job["backend"], job["exit_code"]) == ("completed", "slurm", 0)
     got = slurm_cli("get", job["id"], "-o", str(tmp_path / "got"), "--json")
     assert got.code == 0, got.stderr
-    assert str(tmp_path / "got" / "result.txt") in got.json()  # type: ignore[operator]
+    files = got.json()
+    assert isinstance(files, list)
+    assert str(tmp_path / "got" / "result.txt") in files
     assert (tmp_path / "got" / "result.txt").read_text() == "done\n"
 
 

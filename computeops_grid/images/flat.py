@@ -3,7 +3,10 @@
 Layers are applied in order: first the layer's opaque directories are emptied and its
 whiteouts removed (they only hide lower layers), then its entries are linked in. Files
 are hard links to the layer's copy, so a flat costs no extra data; nothing is ever written
-in place, so the shared inodes are never modified.
+in place, so the shared inodes are never modified. Parent directories are resolved inside
+the flat (:class:`~computeops_grid.images.tree.Tree`): ``bin/x`` lands in ``usr/bin/x``
+when a lower layer made ``bin -> usr/bin``. A hard link to a lower layer's file (kind ``H``)
+is made here, to a regular file already in the flat.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 
 from computeops_grid.images.errors import UnsafeArchive
 from computeops_grid.images.singularity import dotfiles
-from computeops_grid.images.unpack import LayerIndex, Policy, Refusal, Tree, _Refuse
+from computeops_grid.images.tree import Refuse, Tree
+from computeops_grid.images.unpack import LayerIndex, Policy, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -48,49 +52,69 @@ class FlatBuilder:
     def _guard(self, path: str, func: Any, *args: Any) -> None:
         try:
             func(*args)
-        except _Refuse as exc:
+        except Refuse as exc:
             log.warning("%s: %s", path, exc)
             self.refusals.append(Refusal(path, str(exc)))
 
     def _opaque(self, directory: str) -> None:
-        if not self.tree.real_dir(directory, create=False):
+        real = self.tree.resolve_dir(directory, create=False)
+        if real is None:
             return
-        for child in os.listdir(self.tree.full(directory)):
-            self.tree.remove(f"{directory}/{child}" if directory else child)
+        for child in os.listdir(self.tree.full(real)):
+            self.tree.remove(f"{real}/{child}" if real else child)
 
     def _whiteout(self, path: str) -> None:
-        if self.tree.real_dir(path.rpartition("/")[0], create=False):
-            self.tree.remove(path)
+        real = self.tree.find(path)
+        if real is not None:
+            self.tree.remove(real)
 
     def _add(self, layerfs: Path, path: str, entry: list[Any]) -> None:
         kind = entry[0]
         if kind == "d":
             self.tree.make_dir(path, entry[1])
         elif kind in ("f", "h"):
-            self.tree.hardlink(path, os.path.join(layerfs, path))
-            self.digests[path] = entry[3]
+            real = self.tree.hardlink(path, os.path.join(layerfs, path))
+            self.digests[real] = entry[3]
         elif kind == "l":
             self.tree.symlink(path, entry[3])
+        elif kind == "H":
+            self._lower_link(path, entry[4])
+
+    def _lower_link(self, path: str, target: str) -> None:
+        """Hard link ``path`` to ``target``, a regular file the lower layers put in the flat."""
+        real_target = self.tree.find(target)
+        full = self.tree.full(real_target) if real_target is not None else ""
+        try:
+            regular = real_target is not None and stat.S_ISREG(os.lstat(full).st_mode)
+        except FileNotFoundError:
+            regular = False
+        if not regular:
+            raise Refuse(f"hard link to {target!r}, which is not a regular file of the image")
+        if self.tree.find(path) == real_target:
+            raise Refuse("hard link to itself")
+        digest = self.digests.get(real_target or "") or sha256_file(full)
+        self.digests[self.tree.hardlink(path, full)] = digest
 
     def finish(self, config: dict[str, Any]) -> dict[str, list[Any]]:
         """Add the Singularity/Apptainer dotfiles, then return the manifest of the whole tree."""
         for rel, kind, mode, data in dotfiles(config):
             try:
                 self._dotfile(rel, kind, mode, data)
-            except _Refuse as exc:
+            except Refuse as exc:
                 log.info("dotfile %s not added: %s", rel, exc)
         return describe(self.root, self.digests)
 
     def _dotfile(self, rel: str, kind: str, mode: int, data: str) -> None:
-        exists = os.path.lexists(self.tree.full(rel))
+        exists = self.tree.lexists(rel)
         if kind == "d":
             if not exists:
-                self.tree.real_dir(rel, create=True)
+                self.tree.resolve_dir(rel, create=True)
         elif kind == "l":
             if not exists:
                 self.tree.symlink(rel, data)
         elif kind == "f" or (kind == "f?" and not exists):
-            self.digests[rel] = self.tree.write_file(rel, None, mode, data.encode())
+            real, digest = self.tree.write_file(rel, None, mode, data.encode())
+            self.digests[real] = digest
 
 
 def describe(root: Path, digests: dict[str, str] | None = None) -> dict[str, list[Any]]:

@@ -1,7 +1,8 @@
 """Atomic, incremental publish of one image into an unpacked.cern.ch-style repository.
 
 1. Under a shared ``gc.lock`` (gc waits), stage in ``.cops/tmp/publish-*``: unpack the layers
-   not yet in ``.layers/`` (digest checked while reading) and build the flat tree from hard links.
+   not yet in ``.layers/`` (each read once: digest checked while inflating; several layers at
+   once, in threads) and build the flat tree from hard links, layer after layer as each is ready.
 2. Under the exclusive ``commit.lock``: rename new layers and the flat into place, write the
    flat manifest (``.cops/flats/..json``: this makes the flat *committed*), the metadata, and
    last swap the public symlink. Readers see the old image or the new one, never half of one.
@@ -12,13 +13,14 @@ leaves the previous state plus staging garbage that ``gc`` removes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -36,12 +38,13 @@ from computeops_grid.images.layout import (
 from computeops_grid.images.locks import flock
 from computeops_grid.images.reference import ImageRef
 from computeops_grid.images.sources import Layer, SourceImage
-from computeops_grid.images.unpack import LayerIndex, Limits, Policy, Refusal, unpack_layer
+from computeops_grid.images.streams import LayerStream
+from computeops_grid.images.unpack import Cancelled, LayerIndex, Limits, Policy, Refusal, unpack_layer
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAX_WORKERS = 4  # layers unpacked at once
 
 
 @dataclass
@@ -69,36 +72,6 @@ class PublishResult:
             ],
             "seconds": round(self.seconds, 3),
         }
-
-
-class _HashingReader:
-    """Reads a blob while hashing it; :meth:`check` reads the rest and compares the digest."""
-
-    def __init__(self, raw: IO[bytes], digest: str) -> None:
-        self.raw = raw
-        self.digest = digest
-        self.hash = hashlib.sha256()
-        self.head = b""
-
-    def peek(self, size: int) -> bytes:
-        self.head = self.read(size)
-        return self.head
-
-    def read(self, size: int = -1) -> bytes:
-        if self.head:
-            cut = len(self.head) if size < 0 else size
-            data, self.head = self.head[:cut], self.head[cut:]
-            rest = -1 if size < 0 else size - len(data)
-            return data + self.read(rest) if rest != 0 else data
-        data = self.raw.read(size)
-        self.hash.update(data)
-        return data
-
-    def check(self) -> None:
-        for chunk in iter(lambda: self.raw.read(1 << 20), b""):
-            self.hash.update(chunk)
-        if "sha256:" + self.hash.hexdigest() != self.digest:
-            raise ImageError(f"layer {self.digest} does not match its digest (corrupt or truncated source)")
 
 
 class Publisher:
@@ -147,44 +120,67 @@ class Publisher:
         builder = FlatBuilder(flat_dir, self.policy)
         os.chmod(flat_dir, 0o755)  # noqa: S103 - images are world-readable by design
         new_layers: dict[str, Path] = {}
-        total = len(image.layers)
-        for number, layer in enumerate(image.layers):
-            self.progress(f"layer {number + 1}/{total} {layer.digest[7:19]}", number, total)
+        for layer in image.layers:
             layer_hex = hexof(layer.digest)
-            if layer_hex in new_layers:
-                layer_dir = new_layers[layer_hex]
-                index = LayerIndex.from_json(
-                    json.loads((layer_dir / ".metadata/cops-index.json").read_text())
-                )
-            elif self.layout.layer_index(layer_hex).is_file():
-                layer_dir = self.layout.layer(layer_hex)
-                index = _load_index(self.layout.layer_index(layer_hex))
-                result.layers_reused += 1
-            else:
-                layer_dir = staging / "layers" / layer_hex
-                index = self._unpack(image, layer, layer_dir)
-                new_layers[layer_hex] = layer_dir
-                result.layers_new += 1
-            result.refusals += index.refusals
-            builder.apply(layer_dir / "layerfs", index)
+            if layer_hex not in new_layers and not self.layout.layer_index(layer_hex).is_file():
+                new_layers[layer_hex] = staging / "layers" / layer_hex
+        result.layers_new = len(new_layers)
+        result.layers_reused = len({hexof(lay.digest) for lay in image.layers}) - len(new_layers)
+        cancel = threading.Event()
+        workers = max(1, min(MAX_WORKERS, len(new_layers)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="cops-unpack") as pool:
+            by_digest = {lay.digest: lay for lay in image.layers}
+            futures = {
+                layer_hex: pool.submit(self._unpack, image, by_digest[f"sha256:{layer_hex}"], path, cancel)
+                for layer_hex, path in new_layers.items()
+            }
+            try:
+                self._apply_all(image, builder, new_layers, futures, result)
+            except BaseException as exc:
+                cancel.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise _first_error(exc, futures) from None
         result.refusals += builder.refusals
-        self.progress("flat", total, total)
+        self.progress("flat", len(image.layers), len(image.layers))
         files = builder.finish(image.config_json)
         with flock(self.layout.commit_lock, exclusive=True, timeout=self.lock_timeout):
             self._commit(image, ref, new_layers, flat_dir, files)
         result.unpacked = True
 
-    def _unpack(self, image: SourceImage, layer: Layer, layer_dir: Path) -> LayerIndex:
+    def _apply_all(
+        self,
+        image: SourceImage,
+        builder: FlatBuilder,
+        new_layers: dict[str, Path],
+        futures: dict[str, Future[LayerIndex]],
+        result: PublishResult,
+    ) -> None:
+        """Apply the layers onto the flat in order, each as soon as its unpack is done."""
+        total = len(image.layers)
+        for number, layer in enumerate(image.layers):
+            self.progress(f"layer {number + 1}/{total} {layer.digest[7:19]}", number, total)
+            layer_hex = hexof(layer.digest)
+            if layer_hex in futures:
+                layer_dir, index = new_layers[layer_hex], futures[layer_hex].result()
+            else:
+                layer_dir = self.layout.layer(layer_hex)
+                index = _load_index(self.layout.layer_index(layer_hex))
+            result.refusals += index.refusals
+            builder.apply(layer_dir / "layerfs", index)
+
+    def _unpack(
+        self, image: SourceImage, layer: Layer, layer_dir: Path, cancel: threading.Event
+    ) -> LayerIndex:
         with image.open_blob(layer.digest) as raw:
-            reader = _HashingReader(raw, layer.digest)
-            if reader.peek(4) == _ZSTD_MAGIC:
-                raise ImageError(
-                    f"layer {layer.digest} is zstd-compressed, which this publisher does not read",
-                    hint="convert it: skopeo copy --dest-compress-format gzip SRC oci-archive:FILE",
-                )
-            stream = cast(IO[bytes], reader)
-            index = unpack_layer(stream, layer_dir / "layerfs", limits=self.limits, policy=self.policy)
-            reader.check()
+            stream = LayerStream(raw, layer.digest)
+            index = unpack_layer(
+                cast(IO[bytes], stream),
+                layer_dir / "layerfs",
+                limits=self.limits,
+                policy=self.policy,
+                cancel=cancel,
+            )
+            stream.check()
         meta = layer_dir / ".metadata"
         meta.mkdir(parents=True)
         write_json_atomic(meta / "cops-index.json", index.to_json())
@@ -259,3 +255,14 @@ class Publisher:
 
 def _load_index(path: Path) -> LayerIndex:
     return LayerIndex.from_json(json.loads(path.read_text()))
+
+
+def _first_error(current: BaseException, futures: dict[str, Future[LayerIndex]]) -> BaseException:
+    """The error that stopped the publish: a layer's own failure, not a layer cancelled because of it."""
+    if not isinstance(current, Cancelled):
+        return current
+    for future in futures.values():
+        error = None if future.cancelled() else future.exception()
+        if error is not None and not isinstance(error, Cancelled):
+            return error
+    return current

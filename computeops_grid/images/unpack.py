@@ -1,12 +1,15 @@
-"""Safe extraction of OCI layer tars, and their application onto a flat root filesystem.
+"""Safe extraction of OCI layer tars into a layer directory (``layerfs``).
 
 Every tar entry is checked before anything is written; an entry that is refused is
 reported (path + reason) and never touches the disk:
 
 * names: absolute paths, ``..`` components and over-long paths are refused;
-* writes never follow a symlink: a parent directory that is a symlink is refused
-  (symlink-then-write), files are created with ``O_EXCL | O_NOFOLLOW`` after unlinking;
-* hard links must point at a regular file of the same layer, inside the tree;
+* writes never follow a symlink out of the layer: parent directories are resolved inside
+  the tree (:mod:`computeops_grid.images.tree`); the entry's own name is replaced, never
+  followed;
+* a hard link to a file of the same layer is made in the layer; a hard link to any other
+  path is recorded (kind ``H``) and made in the flat, to a regular file of the lower layers
+  (OCI layer spec, "Hardlinks": the linked file may be outside the changeset);
 * device nodes and fifos are refused; setuid/setgid/sticky bits on files and
   setuid/setgid on directories are stripped (reported as neutralised);
 * permissions are made readable (directories also traversable) for everyone;
@@ -19,24 +22,24 @@ files in the layer directory and *applied* (the files are gone) in the flat root
 from __future__ import annotations
 
 import enum
-import hashlib
 import logging
-import os
-import shutil
-import stat
 import tarfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from computeops_grid.images.errors import UnsafeArchive
+from computeops_grid.images.errors import ImageError, UnsafeArchive
+from computeops_grid.images.tree import Refuse, Tree
 
 log = logging.getLogger(__name__)
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-_CHUNK = 1 << 20
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Cancelled(ImageError):
+    """This layer's unpack was stopped because another layer of the same publish failed."""
 
 
 class Policy(str, enum.Enum):
@@ -62,15 +65,14 @@ class Refusal:
     neutralised: bool = False  # kept, with the dangerous part removed (e.g. setuid bit)
 
 
-class _Refuse(Exception):
-    pass
-
-
 @dataclass
 class LayerIndex:
     """What one layer holds: ``entries[path] = [kind, mode, size, sha256-or-target(, target)]``.
 
-    kinds: ``f`` file, ``h`` hard link (sha256 of content, then link target), ``d`` dir, ``l`` symlink.
+    ``path`` is where the entry really is in ``layerfs`` (parents resolved). Kinds: ``f`` file,
+    ``h`` hard link within the layer (sha256 of content, then link target), ``H`` hard link to
+    a lower layer's file (``["H", 0, 0, "", target]``, nothing in ``layerfs``), ``d`` dir,
+    ``l`` symlink. Whiteouts and opaque directories keep the names written in the tar.
     """
 
     entries: dict[str, list[Any]] = field(default_factory=dict)
@@ -95,120 +97,30 @@ class LayerIndex:
             refusals=[Refusal(p, r, bool(n)) for p, r, n in data.get("refusals", [])],
         )
 
+    def forget_under(self, directory: str) -> None:
+        """The directory ``directory`` was removed from ``layerfs``: drop what it held."""
+        prefix = directory + "/"
+        for path in [p for p in self.entries if p == directory or p.startswith(prefix)]:
+            del self.entries[path]
+
     def put(self, path: str, entry: list[Any]) -> None:
         self.entries.pop(path, None)  # a later entry of the same name wins and moves to the end
         self.entries[path] = entry
 
 
 def clean_name(name: str, max_path: int = 4096) -> str:
-    """Normalise a tar member name to ``a/b/c``; ``""`` is the root. Raises ``_Refuse``."""
+    """Normalise a tar member name to ``a/b/c``; ``""`` is the root. Raises ``Refuse``."""
     if "\x00" in name:
-        raise _Refuse("NUL byte in name")
+        raise Refuse("NUL byte in name")
     if name.startswith("/"):
-        raise _Refuse("absolute path")
+        raise Refuse("absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise _Refuse("path escapes the image with '..'")
+        raise Refuse("path escapes the image with '..'")
     path = "/".join(parts)
     if len(path) > max_path:
-        raise _Refuse(f"path longer than {max_path} characters")
+        raise Refuse(f"path longer than {max_path} characters")
     return path
-
-
-class Tree:
-    """A directory written only through checked operations that never follow symlinks."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = str(root)
-        self._dirs: set[str] = {""}  # relative paths known to be real directories
-
-    def full(self, rel: str) -> str:
-        return os.path.join(self.root, rel) if rel else self.root
-
-    def real_dir(self, rel: str, *, create: bool) -> bool:
-        """Is ``rel`` a real directory reached without symlinks? Creates missing ones if asked."""
-        if rel in self._dirs:
-            return True
-        cur = ""
-        for comp in rel.split("/"):
-            cur = f"{cur}/{comp}" if cur else comp
-            if cur in self._dirs:
-                continue
-            try:
-                st = os.lstat(self.full(cur))
-            except FileNotFoundError:
-                if not create:
-                    return False
-                os.mkdir(self.full(cur), 0o755)
-                self._dirs.add(cur)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                raise _Refuse(f"parent {cur!r} is a symlink; writing through it could escape the tree")
-            if not stat.S_ISDIR(st.st_mode):
-                raise _Refuse(f"parent {cur!r} is not a directory")
-            self._dirs.add(cur)
-        return True
-
-    def prepare(self, rel: str) -> str:
-        """Make the parent of ``rel`` a real directory and remove whatever is at ``rel``."""
-        self.real_dir(rel.rpartition("/")[0], create=True)
-        self.remove(rel)
-        return self.full(rel)
-
-    def remove(self, rel: str) -> None:
-        full = self.full(rel)
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            return
-        if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(full)
-            prefix = rel + "/"
-            self._dirs = {d for d in self._dirs if d != rel and not d.startswith(prefix)}
-        else:
-            os.unlink(full)
-
-    def make_dir(self, rel: str, mode: int) -> None:
-        full = self.full(rel)
-        if rel in self._dirs or (self.real_dir(rel.rpartition("/")[0], create=True) and _is_dir(full)):
-            os.chmod(full, mode)
-        else:
-            self.remove(rel)
-            os.mkdir(full, mode)
-            os.chmod(full, mode)
-        self._dirs.add(rel)
-
-    def write_file(self, rel: str, src: IO[bytes] | None, mode: int, data: bytes = b"") -> str:
-        """Create ``rel`` (never through a symlink) from ``src`` or ``data``; return its sha256."""
-        full = self.prepare(rel)
-        digest = hashlib.sha256()
-        fd = os.open(full, _OPEN_FLAGS, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            if src is not None:
-                chunk = src.read(_CHUNK)
-                while chunk:
-                    digest.update(chunk)
-                    out.write(chunk)
-                    chunk = src.read(_CHUNK)
-            else:
-                digest.update(data)
-                out.write(data)
-            os.fchmod(out.fileno(), mode)
-        return digest.hexdigest()
-
-    def symlink(self, rel: str, target: str) -> None:
-        os.symlink(target, self.prepare(rel))
-
-    def hardlink(self, rel: str, source: str) -> None:
-        os.link(source, self.prepare(rel), follow_symlinks=False)
-
-
-def _is_dir(path: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False
 
 
 def _file_mode(member: tarfile.TarInfo, index: LayerIndex, path: str) -> int:
@@ -230,15 +142,21 @@ def _dir_mode(member: tarfile.TarInfo, index: LayerIndex, path: str) -> int:
 
 
 def unpack_layer(
-    stream: IO[bytes], dest: Path, *, limits: Limits | None = None, policy: Policy = Policy.FAIL
+    stream: IO[bytes],
+    dest: Path,
+    *,
+    limits: Limits | None = None,
+    policy: Policy = Policy.FAIL,
+    cancel: threading.Event | None = None,
 ) -> LayerIndex:
-    """Extract the layer tar read from ``stream`` (plain or gzip) into ``dest``; return its index.
+    """Extract the layer tar read from ``stream`` (plain or compressed) into ``dest``.
 
-    Raises :class:`UnsafeArchive` on a limit, or (policy ``fail``) when any entry was refused.
+    Raises :class:`UnsafeArchive` on a limit, or (policy ``fail``) when any entry was refused;
+    :class:`ImageError` as soon as ``cancel`` is set (another layer of the publish failed).
     """
     limits = limits or Limits()
-    tree = Tree(dest)
     index = LayerIndex()
+    tree = Tree(dest, on_remove_dir=index.forget_under)
     count = total = 0
     with tarfile.open(fileobj=stream, mode="r|*") as tar:
         for member in tar:
@@ -249,20 +167,27 @@ def unpack_layer(
                 total += member.size
                 if total > limits.max_bytes:
                     raise UnsafeArchive(f"layer unpacks to more than {limits.max_bytes} bytes (tar bomb?)")
+            if cancel is not None and count % 256 == 0 and cancel.is_set():
+                raise Cancelled("layer unpack cancelled: another layer of this publish failed")
             try:
                 _extract(tar, member, tree, index, limits)
-            except _Refuse as exc:
+            except Refuse as exc:
                 index.refusals.append(Refusal(member.name, str(exc)))
-    refused = [r for r in index.refusals if not r.neutralised]
-    for refusal in index.refusals:
+    check_refusals(index.refusals, policy, "layer refused")
+    return index
+
+
+def check_refusals(refusals: list[Refusal], policy: Policy, what: str) -> None:
+    """Log every refusal; raise :class:`UnsafeArchive` under policy ``fail`` if any was not neutralised."""
+    for refusal in refusals:
         log.warning("%s: %s", refusal.path, refusal.reason)
+    refused = [r for r in refusals if not r.neutralised]
     if refused and policy is Policy.FAIL:
         raise UnsafeArchive(
-            f"layer refused: {len(refused)} unsafe entries",
+            f"{what}: {len(refused)} unsafe entries",
             refused,
             hint="rebuild the image without them, or publish with --on-unsafe skip to leave them out",
         )
-    return index
 
 
 def _extract(
@@ -274,35 +199,32 @@ def _extract(
     parent, _, base = path.rpartition("/")
     if base.startswith(WHITEOUT):
         _whiteout(tree, index, parent, base)
-    elif member.isdir():
-        mode = _dir_mode(member, index, path)
-        tree.make_dir(path, mode)
-        index.put(path, ["d", mode, 0, ""])
     elif member.isreg():
         mode = _file_mode(member, index, path)
-        digest = tree.write_file(path, tar.extractfile(member), mode)
-        index.put(path, ["f", mode, member.size, digest])
+        real, digest = tree.write_file(path, tar.extractfile(member), mode)
+        index.put(real, ["f", mode, member.size, digest])
+    elif member.isdir():
+        mode = _dir_mode(member, index, path)
+        index.put(tree.make_dir(path, mode), ["d", mode, 0, ""])
     elif member.issym():
         if not member.linkname or "\x00" in member.linkname:
-            raise _Refuse("symlink with an empty target")
-        tree.symlink(path, member.linkname)
-        index.put(path, ["l", 0o777, 0, member.linkname])
+            raise Refuse("symlink with an empty target")
+        index.put(tree.symlink(path, member.linkname), ["l", 0o777, 0, member.linkname])
     elif member.islnk():
         _hardlink(tree, index, path, member, limits)
     elif member.ischr() or member.isblk():
-        raise _Refuse("device node refused")
+        raise Refuse("device node refused")
     elif member.isfifo():
-        raise _Refuse("fifo refused")
+        raise Refuse("fifo refused")
     else:
-        raise _Refuse(f"unsupported tar entry type {member.type!r}")
+        raise Refuse(f"unsupported tar entry type {member.type!r}")
 
 
 def _whiteout(tree: Tree, index: LayerIndex, parent: str, base: str) -> None:
     target = base[len(WHITEOUT) :]
     if base != OPAQUE and target in ("", ".", ".."):
-        raise _Refuse("invalid whiteout name")
-    rel = f"{parent}/{base}" if parent else base
-    tree.write_file(rel, None, 0o444)
+        raise Refuse("invalid whiteout name")
+    tree.write_file(f"{parent}/{base}" if parent else base, None, 0o444)
     if base == OPAQUE:
         index.opaque.append(parent)
     else:
@@ -310,11 +232,20 @@ def _whiteout(tree: Tree, index: LayerIndex, parent: str, base: str) -> None:
 
 
 def _hardlink(tree: Tree, index: LayerIndex, path: str, member: tarfile.TarInfo, limits: Limits) -> None:
+    """A link to a file of this layer is made here; any other target is left to the flat (``H``)."""
     target = clean_name(member.linkname, limits.max_path)
-    entry = index.entries.get(target)
-    if not target or target == path or entry is None or entry[0] not in ("f", "h"):
-        raise _Refuse(f"hard link to {member.linkname!r}, which is not a file of this layer")
-    if not tree.real_dir(target.rpartition("/")[0], create=False):
-        raise _Refuse(f"hard link target {member.linkname!r} is missing")
-    tree.hardlink(path, tree.full(target))
-    index.put(path, ["h", entry[1], entry[2], entry[3], target])
+    if not target:
+        raise Refuse("hard link to the image root")
+    real_target = tree.find(target)
+    entry = index.entries.get(real_target) if real_target is not None else None
+    if real_target is None or entry is None:
+        real = tree.place(path)
+        tree.remove(real)  # this layer's own earlier entry of that name is replaced
+        index.put(real, ["H", 0, 0, "", target])
+        return
+    if real_target == tree.find(path):
+        raise Refuse("hard link to itself")
+    if entry[0] not in ("f", "h"):
+        raise Refuse(f"hard link to {member.linkname!r}, which is not a regular file")
+    real = tree.hardlink(path, tree.full(real_target))
+    index.put(real, ["h", entry[1], entry[2], entry[3], real_target])

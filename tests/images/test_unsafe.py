@@ -16,17 +16,40 @@ from computeops_grid.images.unpack import Limits, Policy
 
 from .helpers import Member, member, oci_layout
 
-TRICKS = {
-    "dotdot": [member("../../escape.txt", data=b"x")],
-    "absolute": [member("/tmp/abs-escape.txt", data=b"x")],
-    "symlink-then-write": [
-        member("evil", tarfile.SYMTYPE, link="{outside}"),
-        member("evil/pwned", data=b"x"),
+ESCAPE = "../../../../../../../../../../..{outside}"  # climbs out of any root, lands in outside/
+TRICKS: dict[str, list[list[Member]]] = {  # layers put on top of a first layer holding ok.txt
+    "dotdot": [[member("../../escape.txt", data=b"x")]],
+    "absolute": [[member("/tmp/abs-escape.txt", data=b"x")]],
+    "symlink-then-write": [[member("evil", tarfile.SYMTYPE, link=ESCAPE), member("evil/pwned", data=b"x")]],
+    "symlink-then-write-lower-layer": [
+        [member("evil", tarfile.SYMTYPE, link=ESCAPE)],
+        [member("evil/pwned", data=b"x")],
     ],
-    "hardlink-out": [member("hl", tarfile.LNKTYPE, link="../../../etc/passwd")],
-    "hardlink-missing": [member("hl", tarfile.LNKTYPE, link="etc/shadow")],
-    "device": [member("dev/sda", tarfile.BLKTYPE), member("dev/null2", tarfile.CHRTYPE)],
-    "fifo": [member("fifo", tarfile.FIFOTYPE)],
+    "symlink-chain-escape": [
+        [member("a", tarfile.SYMTYPE, link="b/c"), member("b", tarfile.SYMTYPE, link="d/../..")],
+        [member("d/", tarfile.DIRTYPE), member("a/pwned", data=b"x")],
+    ],
+    "symlink-loop": [
+        [member("a", tarfile.SYMTYPE, link="b"), member("b", tarfile.SYMTYPE, link="a/")],
+        [member("a/pwned", data=b"x")],
+    ],
+    "whiteout-through-escape": [
+        [member("evil", tarfile.SYMTYPE, link=ESCAPE)],
+        [member("evil/.wh.sentinel", data=b"")],
+    ],
+    "hardlink-out": [[member("hl", tarfile.LNKTYPE, link="../../../etc/passwd")]],
+    "hardlink-missing": [[member("hl", tarfile.LNKTYPE, link="etc/shadow")]],
+    "hardlink-through-symlink-out": [
+        [member("evil", tarfile.SYMTYPE, link=ESCAPE)],
+        [member("hl", tarfile.LNKTYPE, link="evil/sentinel")],
+    ],
+    "hardlink-to-symlink": [
+        [member("s", tarfile.SYMTYPE, link="ok.txt")],
+        [member("hl", tarfile.LNKTYPE, link="s")],
+    ],
+    "hardlink-to-directory": [[member("d/", tarfile.DIRTYPE)], [member("hl", tarfile.LNKTYPE, link="d")]],
+    "device": [[member("dev/sda", tarfile.BLKTYPE), member("dev/null2", tarfile.CHRTYPE)]],
+    "fifo": [[member("fifo", tarfile.FIFOTYPE)]],
 }
 
 
@@ -43,18 +66,18 @@ def test_trick_is_refused_and_nothing_outside_is_touched(tmp_path: Path, trick: 
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "sentinel").write_text("untouched")
-    layers = [
-        [member("ok.txt", data=b"fine")],
-        [(m[0], m[1], m[2], m[3], m[4].format(outside=outside)) for m in TRICKS[trick]],
-    ]
+    layers = [[member("ok.txt", data=b"fine")]]
+    layers += [[(m[0], m[1], m[2], m[3], m[4].format(outside=outside)) for m in lay] for lay in TRICKS[trick]]
     repo = tmp_path / "repo"
     image = _image(tmp_path, layers)
     before = _snapshot(outside)
+    links = os.stat(outside / "sentinel").st_nlink
     with pytest.raises(UnsafeArchive) as err:
         Publisher(repo).publish(image, parse_ref("docker://evil/img:1"))  # type: ignore[arg-type]
     assert err.value.refusals, "each refusal is reported per file"
     assert _snapshot(outside) == before
     assert (outside / "sentinel").read_text() == "untouched"
+    assert os.stat(outside / "sentinel").st_nlink == links, "no hard link was made to a file outside"
     assert not (tmp_path / "escape.txt").exists()
     assert not Path("/tmp/abs-escape.txt").exists()
     assert not (repo / "registry.hub.docker.com" / "evil").exists(), "a refused image is not published"
@@ -69,7 +92,7 @@ def test_skip_policy_publishes_the_rest_and_reports(tmp_path: Path) -> None:
             member("../bad", data=b"x"),
             member("dev/sda", tarfile.BLKTYPE),
             member("suid", data=b"x", mode=0o4755),
-            member("evil", tarfile.SYMTYPE, link=str(outside)),
+            member("evil", tarfile.SYMTYPE, link=ESCAPE.format(outside=outside)),
             member("evil/pwned", data=b"x"),
         ]
     ]
@@ -80,7 +103,7 @@ def test_skip_policy_publishes_the_rest_and_reports(tmp_path: Path) -> None:
     flat = tmp_path / "repo" / "registry.hub.docker.com" / "evil" / "img:1"
     assert (flat / "ok.txt").read_bytes() == b"fine"
     assert os.stat(flat / "suid").st_mode & 0o7777 == 0o755, "setuid bit stripped"
-    assert os.readlink(flat / "evil") == str(outside), "symlinks are kept as links"
+    assert os.readlink(flat / "evil") == ESCAPE.format(outside=outside), "symlinks are kept as links"
     assert not (outside / "pwned").exists()
     reasons = {r.path: (r.reason, r.neutralised) for r in result.refusals}
     assert reasons["suid"][1] is True

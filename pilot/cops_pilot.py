@@ -487,6 +487,15 @@ class Launch(object):
         return [Bind(self.workdir, CONTAINER_WORKDIR, True)] + self.binds
 
 
+def read_only_fs(path):
+    # type: (str) -> bool
+    """Whether ``path`` is on a read-only mount (CVMFS, a squashfs): nothing can write into it."""
+    try:
+        return bool(os.statvfs(path).f_flag & getattr(os, "ST_RDONLY", 1))
+    except OSError:
+        return False
+
+
 def gpu_devices():
     # type: () -> List[str]
     try:
@@ -529,7 +538,10 @@ class Runtime(object):
     binaries = ()  # type: Tuple[str, ...]
     extra_locations = ()  # type: Tuple[str, ...]
     supports_sif = False
-    needs_mountpoints = False  # bind destinations must already exist in the image
+    needs_mountpoints = False  # bind destinations must already exist in the image...
+    shadow_root = False  # ...unless the runtime can run on a shadow root (see plan_binds)
+    shadow_needs_readonly_image = False  # its binds are writable: shadow only a read-only image
+    shadow_skip = ("dev", "proc", "sys", "tmp")  # top-level entries the runtime mounts itself
     # Regexes on the runtime's stderr lines, as source strings compiled on first use (a compiled
     # pattern works too): start_error marks the runtime's own failure before the payload ran.
     start_error = None  # type: Optional[Union[str, Pattern[str]]]
@@ -555,22 +567,78 @@ class Runtime(object):
         """Why this runtime cannot run ``launch`` (image kind, missing mount points), or None."""
         if launch.image.kind == "sif" and not self.supports_sif:
             return "cannot run .sif images"
-        if self.needs_mountpoints and launch.image.kind == "dir":
-            for bind in launch.all_binds():
-                if not bind.optional and not self.has_mountpoint(launch, bind):
-                    return "image lacks mount point {}".format(bind.dst)
-        return None
+        return self.plan_binds(launch)[2]
 
     def has_mountpoint(self, launch, bind):
         # type: (Launch, Bind) -> bool
         return os.path.isdir(os.path.join(launch.image.path, bind.dst.lstrip("/")))
 
+    def plan_binds(self, launch):
+        # type: (Launch) -> Tuple[List[Bind], bool, Optional[str]]
+        """(binds to make, whether they need a shadow root, refusal) for a runtime that cannot
+        create mount points: a bind whose destination the image lacks is made on a shadow root
+        when its top-level directory is missing from the image (/srv, /cvmfs in DUCC images),
+        else dropped when optional (/cvmfs), else the runtime is refused."""
+        binds = launch.all_binds()
+        if not self.needs_mountpoints or launch.image.kind != "dir":
+            return binds, False, None
+        kept, shadow = [], False
+        for bind in binds:
+            if self.has_mountpoint(launch, bind):
+                kept.append(bind)
+            elif self.can_shadow(launch, bind):
+                kept.append(bind)
+                shadow = True
+            elif not bind.optional:
+                return [], False, "image lacks mount point {}".format(bind.dst)
+        return kept, shadow, None
+
+    def can_shadow(self, launch, bind):
+        # type: (Launch, Bind) -> bool
+        top = bind.dst.strip("/").split("/")[0]
+        if not self.shadow_root or not top or os.path.lexists(os.path.join(launch.image.path, top)):
+            return False
+        return not self.shadow_needs_readonly_image or read_only_fs(launch.image.path)
+
     def binds(self, launch):
         # type: (Launch) -> List[Bind]
-        """The binds this runtime can make: optional ones without a mount point are dropped."""
-        if not self.needs_mountpoints:
-            return launch.all_binds()
-        return [b for b in launch.all_binds() if not b.optional or self.has_mountpoint(launch, b)]
+        """The binds this runtime can make (optional ones without a mount point dropped)."""
+        return self.plan_binds(launch)[0]
+
+    def layout(self, launch):
+        # type: (Launch) -> Tuple[str, List[Bind], List[Bind]]
+        """(root directory, image binds, job binds): the image itself and no image binds, or a
+        shadow root in the scratch (a directory of empty mount points, nothing written into the
+        image) and the image's top-level entries to bind read-only onto it, before the job's."""
+        binds, shadow, _refusal = self.plan_binds(launch)
+        if not shadow:
+            return launch.image.path, [], binds
+        image = launch.image.path
+        root = os.path.join(launch.scratch, "shadow-root")
+        os.mkdir(root, 0o755)
+        entries = []
+        for entry in sorted(os.listdir(image)):
+            src, dst = os.path.join(image, entry), os.path.join(root, entry)
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), dst)
+                continue
+            if os.path.isdir(src):
+                os.mkdir(dst, 0o755)
+            elif os.path.isfile(src):
+                write_private(dst, "")
+            else:
+                continue
+            if entry not in self.shadow_skip:
+                entries.append(Bind(src, "/" + entry, False))
+        for bind in binds:
+            if not os.path.lexists(os.path.join(image, bind.dst.strip("/").split("/")[0])):
+                path = os.path.join(root, bind.dst.lstrip("/"))
+                if os.path.isdir(bind.src):
+                    os.makedirs(path, exist_ok=True)
+                else:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    write_private(path, "")
+        return root, entries, binds
 
     def build(self, launch, binary):
         # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
@@ -650,17 +718,22 @@ class Singularity(Apptainer):
 
 
 class Charliecloud(Runtime):
+    """ch-run; its binds are read-write (0.31), so a shadow root only over a read-only image."""
+
     name = "charliecloud"
     binaries = ("ch-run",)
     needs_mountpoints = True
+    shadow_root = True
+    shadow_needs_readonly_image = True
     start_error = r"^ch-run\[\d+\]: error"
 
     def build(self, launch, binary):
         # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
         argv = [binary, "--no-passwd", "--cd", CONTAINER_WORKDIR]
-        for bind in self.binds(launch):
+        root, image_binds, binds = self.layout(launch)
+        for bind in image_binds + binds:
             argv += ["-b", "{}:{}".format(bind.src, bind.dst)]
-        argv += [launch.image.path, "--"] + launch.command
+        argv += [root, "--"] + launch.command
         env = dict(launch.env)
         env["USER"] = os.environ.get("USER") or str(os.getuid())  # ch-run refuses to start without it
         return argv, env
@@ -786,6 +859,7 @@ class Runc(Runtime):
     binaries = ("runc",)
     extra_locations = ("/usr/sbin/runc", "/usr/local/sbin/runc")
     needs_mountpoints = True
+    shadow_root = True  # its image binds are read-only (rbind + ro remount)
     start_error = r"level=error|^runc run failed|^ERRO"
 
     def mode(self, binary):
@@ -794,13 +868,18 @@ class Runc(Runtime):
 
     def spec(self, launch):
         # type: (Launch) -> Dict[str, Any]
+        root, image_binds, binds = self.layout(launch)
         mounts = [
+            {"destination": b.dst, "type": "bind", "source": b.src, "options": ["rbind", "ro"]}
+            for b in image_binds
+        ]  # type: List[Dict[str, Any]]
+        mounts += [
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
             {"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "ro", "nosuid"]},
         ]
-        for bind in self.binds(launch):
+        for bind in binds:
             options = ["rbind", "rw" if bind.writable else "ro"]
             mounts.append({"destination": bind.dst, "type": "bind", "source": bind.src, "options": options})
         env = ["{}={}".format(k, v) for k, v in sorted(launch.env.items())]
@@ -820,7 +899,7 @@ class Runc(Runtime):
                 "cwd": CONTAINER_WORKDIR,
                 "noNewPrivileges": True,
             },
-            "root": {"path": launch.image.path, "readonly": True},
+            "root": {"path": root, "readonly": True},
             "hostname": "cops",
             "mounts": mounts,
             "linux": linux,
@@ -1071,7 +1150,7 @@ class ProbeCache(object):
             mtime = os.stat(binary).st_mtime
         except OSError:
             mtime = 0.0
-        parts = (__version__, name, binary, mtime, os.geteuid(), max_user_namespaces())
+        parts = (__version__, name, binary, mtime, os.geteuid(), max_user_namespaces())  # type: Tuple[Any, ...]
         # a daemon-backed runtime's probe depends on which daemon its client talks to
         parts += tuple(os.environ.get(k, "") for k in getattr(RUNTIMES.get(name), "client_env", ()))
         return flat("|".join(str(part) for part in parts))

@@ -27,6 +27,8 @@ USER = "copsuser"
 CVMFS = Path("/cvmfs/unpacked.cern.ch")
 IMAGE = "docker://busybox:1.35"
 IMAGE_PATH = "registry.hub.docker.com/library/busybox:1.35"
+IMAGE_BARE = "docker://busybox:bare"  # like most DUCC images: no /srv, no /cvmfs mount points
+IMAGE_BARE_PATH = "registry.hub.docker.com/library/busybox:bare"
 APPLETS = ("sh", "true", "echo", "cat", "id", "env", "pwd", "ls", "sleep", "kill", "touch", "test", "exit")
 
 
@@ -35,9 +37,11 @@ def _need_root() -> None:
         pytest.skip("the pilot tests need root: loop mounts, namespaces and a second user")
 
 
-def make_rootfs(root: Path) -> Path:
-    """A busybox-static rootfs with the directories DUCC adds to every flat image, plus /srv."""
-    for sub in ("bin", "dev", "proc", "sys", "tmp", "etc", "home", "root", "var/tmp", "srv", "cvmfs"):
+def make_rootfs(root: Path, *, mountpoints: bool = True) -> Path:
+    """A busybox-static rootfs with the directories DUCC adds to every flat image, plus the
+    wrapper's mount points /srv and /cvmfs unless ``mountpoints`` is false."""
+    subs = ["bin", "dev", "proc", "sys", "tmp", "etc", "home", "root", "var/tmp"]
+    for sub in [*subs, *(("srv", "cvmfs") if mountpoints else ())]:
         (root / sub).mkdir(parents=True, exist_ok=True)
     busybox = shutil.which("busybox")
     if busybox is None:
@@ -54,11 +58,12 @@ def make_rootfs(root: Path) -> Path:
 
 def make_repository(repo: Path) -> Path:
     """An unpacked.cern.ch-style tree: a relative symlink into ``.flat/<hh>/<hex>``."""
-    digest = hashlib.sha256(b"cops-pilot-test-busybox").hexdigest()
-    make_rootfs(repo / ".flat" / digest[:2] / digest)
-    link = repo / IMAGE_PATH
-    link.parent.mkdir(parents=True)
-    link.symlink_to(Path("../..") / ".flat" / digest[:2] / digest)
+    for path, seed, mountpoints in ((IMAGE_PATH, b"", True), (IMAGE_BARE_PATH, b"-bare", False)):
+        digest = hashlib.sha256(b"cops-pilot-test-busybox" + seed).hexdigest()
+        make_rootfs(repo / ".flat" / digest[:2] / digest, mountpoints=mountpoints)
+        link = repo / path
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path("../..") / ".flat" / digest[:2] / digest)
     return repo
 
 

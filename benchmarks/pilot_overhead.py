@@ -44,7 +44,18 @@ def load_wrapper() -> ModuleType:
 
 
 def make_rootfs(root: Path) -> Path:
-    for sub in ("bin", "dev", "proc", "sys", "tmp", "etc", "srv", "home", "root"):
+    for sub in (
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "etc",
+        "srv",
+        "cvmfs",
+        "home",
+        "root",
+    ):  # as the default image
         (root / sub).mkdir(parents=True, exist_ok=True)
     busybox = shutil.which("busybox")
     if busybox is None:

@@ -13,7 +13,9 @@ Single file, standard library only, Python 3.6+, so it can travel inside any gri
 
 The payload sees the job's scratch directory at /srv (also its working directory and HOME),
 /cvmfs read-only when the node has it, the site's extra binds, and a clean environment made of
-PATH, HOME, the pass-through list and the job's own variables.
+PATH, HOME, the pass-through list and the job's own variables. Runtimes that cannot create mount
+points (charliecloud, runc) run images lacking /srv or /cvmfs on a shadow root made in the
+wrapper's scratch; nothing is ever written into the image.
 
 A payload never runs uncontained unless told to: either ``--allow-uncontained`` (a fallback
 when no runtime works), or host mode, ``--image host:``, which runs COMMAND directly on the node

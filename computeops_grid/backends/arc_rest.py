@@ -189,7 +189,10 @@ class ArcRest:
         return self._action("clean", ids)
 
     def list_jobs(self) -> list[str]:
-        return [j["id"] for j in _as_list(self._request("GET", "jobs").json()) if "id" in j]
+        response = self._request("GET", "jobs")
+        if not response.content.strip():  # A-REX 6 answers an empty body when the user has no jobs
+            return []
+        return [j["id"] for j in _as_list(response.json()) if "id" in j]
 
     def session_files(self, job_id: str) -> list[str]:
         payload = self._request("GET", f"jobs/{job_id}/session").json()

@@ -125,3 +125,12 @@ def test_cli_ce_down_is_retryable_and_says_so(good_proxy: Path, tmp_path: Path) 
     assert "arcsub against the CE https://vm:" in error.message
     assert "Failed to connect" in error.message
     assert not down.check().reachable
+
+
+def test_auto_transport_is_rest_when_the_ce_offers_it(
+    arc_ce: ArcCE, good_proxy: Path, tmp_path: Path
+) -> None:
+    backend = make_arc(arc_ce.url, good_proxy, tmp_path)
+    assert backend.settings.transport == "auto"
+    assert backend.tools() is None
+    assert "REST 1.0" in backend.check().detail

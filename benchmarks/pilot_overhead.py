@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from computeops_grid.backends.payload import launch_argv
+
 WRAPPER = Path(__file__).resolve().parents[1] / "pilot" / "cops_pilot.py"
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable  # as on a worker node
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "USER": "root"}
@@ -103,7 +105,8 @@ def measure(
         image = ["--image", str(rootfs), "--runtime", runtime]
     commands, cold = {}, {}
     for label, path in wrappers.items():
-        argv = [PYTHON, str(path), *image, "--workdir", str(workdir), "--report", f"{label}.json"]
+        launch = launch_argv(PYTHON, path, module=label == "module")
+        argv = [*launch, *image, "--workdir", str(workdir), "--report", f"{label}.json"]
         env = {**BASE_ENV, "HOME": str(base), "COPS_PILOT_CONFIG": os.devnull}
         env["COPS_PILOT_CACHE_DIR"] = str(base / f"cache-{runtime}-{label}")
         commands[label] = ([*argv, "--", "/bin/true"], env)
@@ -146,7 +149,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another wrapper file measured alongside")
     args = parser.parse_args()
     pilot = load_wrapper()
-    wrappers = {"wrapper": WRAPPER}
+    # "module": how the local backend starts it (bytecode cached, no site): see payload.launch_argv
+    wrappers = {"wrapper": WRAPPER, "module": WRAPPER}
     if args.baseline:
         wrappers["baseline"] = args.baseline.resolve()
     base = Path(tempfile.mkdtemp(prefix="cops-pilot-bench-"))

@@ -73,6 +73,7 @@ class LocalBackend:
             python=self.settings.python,
             image_root=self.ctx.image_root,
             workdir=self._dir(job) / "work",
+            module=True,
         )
 
     def _prepare(self, job: JobRecord) -> Path:

@@ -130,6 +130,7 @@ def test_resubmit_of_a_failed_job_creates_a_linked_copy(cli: Cli, tmp_path: Path
 def test_dry_run_prints_the_wrapper_command_and_stores_nothing(cli: Cli) -> None:
     result = cli("submit", str(EXAMPLES / "hello.yaml"), "--dry-run")
     assert result.code == 0
-    assert "cops_pilot.py --image docker://busybox:latest" in result.stdout
+    assert "import cops_pilot" in result.stdout  # the wrapper, started as a bytecode-cached module
+    assert "--image docker://busybox:latest" in result.stdout
     assert "-- sh -c" in result.stdout
     assert cli("list", "--json").json() == []

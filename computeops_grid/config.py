@@ -16,7 +16,7 @@ from typing import Any
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from computeops_grid.errors import ConfigError
 
@@ -33,6 +33,14 @@ class Config(BaseModel):
     image_root: Path | None = Field(default=None, description="unpacked image repository")
     backends: dict[str, dict[str, Any]] = Field(default_factory=dict)
     source: str = Field(default="(built-in defaults)", exclude=True)
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _empty_sections(cls, value: Any) -> Any:
+        """``slurm:`` with nothing under it (or only comments) means default settings."""
+        if isinstance(value, dict):
+            return {k: {} if v is None else v for k, v in value.items()}
+        return value
 
     @cached_property
     def home(self) -> Path:

@@ -1,8 +1,5 @@
 """``cops-grid validate-site``: probes here (local), campaigns over sites (run, status, report)."""
 
-# typer declares options as argument defaults (B008) and needs Optional[...] on Python 3.9 (UP045)
-# ruff: noqa: B008, UP045
-
 from __future__ import annotations
 
 import json
@@ -11,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from computeops_grid.cli import output
 from computeops_grid.config import load_config
@@ -37,7 +35,7 @@ def _probe_table(result: SiteResult) -> Table:
         table.add_column(column)
     for probe in result.probes:
         state = probe.state.name
-        table.add_row(probe.name, f"[{STYLE[state]}]{state}[/]", probe.summary)
+        table.add_row(probe.name, f"[{STYLE[state]}]{state}[/]", Text(probe.summary))
     return table
 
 
@@ -81,8 +79,11 @@ def run(
     with Session.open() as session:
         cur = runner.run_campaign(session, campaign, new=new)
     output.info(f"campaign {campaign.name} run {cur.run_id}: {len(cur.jobs)} site job(s)")
-    for site, job_id in cur.jobs.items():
-        output.out.print(f"{site}\t{job_id}")
+    for site in campaign.sites:
+        if site.name in cur.jobs:
+            output.out.print(f"{site.name}\t{cur.jobs[site.name]}")
+        elif site.name in cur.refused:
+            output.out.print(f"{site.name}\trefused: {cur.refused[site.name]}", markup=False)
 
 
 @app.command()
@@ -90,24 +91,21 @@ def status(campaign_file: Path = CAMPAIGN, json_out: bool = JSON) -> None:
     """Per site: the validation job's state (queued, running, done), with a progress bar."""
     campaign = load_campaign(campaign_file)
     with Session.open() as session:
-        states = runner.site_states(session, campaign)
-    rows = {
-        site: (rec.state.value if rec else "not submitted", rec.id if rec else "")
-        for site, rec in states.items()
-    }
+        sites = runner.site_states(session, campaign)
     if json_out:
-        output.print_json({s: {"state": st, "job": j} for s, (st, j) in rows.items()})
+        output.print_json({p.site: {"state": p.state, "job": p.job_id, "note": p.note} for p in sites})
         return
     table = Table(title=f"campaign {campaign.name}")
-    for column in ("site", "state", "job"):
+    for column in ("site", "state", "job", "note"):
         table.add_column(column)
-    for site, (state, job_id) in rows.items():
-        table.add_row(site, state, job_id)
+    for prog in sites:
+        style = output.STATE_STYLE.get(prog.state, "red" if prog.state == "refused" else "white")
+        table.add_row(prog.site, f"[{style}]{prog.state}[/]", prog.job_id, Text(prog.note))
     output.out.print(table)
-    done = sum(1 for rec in states.values() if rec is not None and rec.state.final)
-    with output.progress_bar("sites done", len(rows)) as bar:
+    done = sum(1 for prog in sites if prog.done)
+    with output.progress_bar("sites done", len(sites)) as bar:
         bar.update(bar.task_ids[0], completed=done)
-    output.info(f"{done}/{len(rows)} sites done")
+    output.info(f"{done}/{len(sites)} sites done")
 
 
 @app.command()
@@ -141,7 +139,7 @@ def report(
         worst = next((p for p in res.probes if p.state == res.worst()), None)
         note = res.message or (f"{worst.name}: {worst.summary}" if worst and worst.state != State.OK else "")
         style = VERDICT_STYLE.get(res.verdict.value, "white")
-        table.add_row(res.site, f"[{style}]{res.verdict.value}[/]", worst.name if worst else "-", note)
+        table.add_row(res.site, f"[{style}]{res.verdict.value}[/]", worst.name if worst else "-", Text(note))
     output.out.print(table)
     for change in changed:
         output.info(f"changed: {change}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from computeops_grid.errors import CopsError
+from computeops_grid.errors import BackendError, CopsError
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -35,13 +35,32 @@ FINAL = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 @dataclass
 class CampaignRun:
+    """The current run of a campaign: the job of each site, or why its job was refused.
+
+    A refused site's job was never stored (the backend is unknown, its settings or
+    credentials are wrong...), so the reason is kept here; a rerun does not resubmit it
+    unless the refusal was transient (``retry``: backend unavailable).
+    """
+
     campaign: str
     run_id: str
     started: float
     jobs: dict[str, str] = field(default_factory=dict)  # site -> cops-grid job id
+    refused: dict[str, str] = field(default_factory=dict)  # site -> why no job was stored
+    retry: list[str] = field(default_factory=list)  # refused sites tried again by the next `run`
 
     def as_dict(self) -> dict[str, Any]:
-        return {"campaign": self.campaign, "run_id": self.run_id, "started": self.started, "jobs": self.jobs}
+        return {
+            "campaign": self.campaign, "run_id": self.run_id, "started": self.started, "jobs": self.jobs,
+            "refused": self.refused, "retry": self.retry,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CampaignRun:
+        return cls(
+            str(data["campaign"]), str(data["run_id"]), float(data["started"]), dict(data["jobs"]),
+            dict(data.get("refused", {})), list(data.get("retry", [])),
+        )  # fmt: skip
 
 
 def campaign_dir(session: Session, campaign: str) -> Path:
@@ -54,8 +73,13 @@ def load_run(session: Session, campaign: str) -> CampaignRun | None:
     path = campaign_dir(session, campaign) / "current.json"
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return CampaignRun(data["campaign"], data["run_id"], float(data["started"]), dict(data["jobs"]))
+    try:
+        return CampaignRun.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CopsError(
+            f"campaign state {path} is unreadable: {exc}",
+            hint="start a new run with `cops-grid validate-site run --new <campaign.yaml>`",
+        ) from None
 
 
 def save_run(session: Session, run: CampaignRun) -> None:
@@ -87,45 +111,102 @@ def _live(session: Session, run: CampaignRun) -> dict[str, JobRecord]:
     return {site: records[job_id] for site, job_id in run.jobs.items() if job_id in records}
 
 
+def _complete(run: CampaignRun, live: dict[str, JobRecord], campaign: Campaign) -> bool:
+    """Every site has a final job or a refusal that is not to be retried."""
+    for site in campaign.sites:
+        rec = live.get(site.name)
+        if rec is not None and rec.state in FINAL:
+            continue
+        if rec is None and site.name in run.refused and site.name not in run.retry:
+            continue
+        return False
+    return True
+
+
 def run_campaign(session: Session, campaign: Campaign, *, new: bool = False) -> CampaignRun:
-    """Submit the bundle to every site that has no live or finished job in the current run."""
-    run = load_run(session, campaign.name)
-    if run is not None and not new:
-        live = _live(session, run)
-        if live and all(rec.state in FINAL for rec in live.values()) and len(live) == len(campaign.sites):
-            run = None  # the previous run is complete: start a new one
-    if run is None or new:
+    """Submit the bundle to every site that has no live or finished job in the current run.
+
+    A site whose backend refuses the job before it is stored keeps its reason in the run
+    (verdict ``unreachable``) and is not submitted again by a rerun of the same run.
+    """
+    run = None if new else load_run(session, campaign.name)
+    if run is not None and _complete(run, _live(session, run), campaign):
+        run = None  # the previous run is complete: start a new one
+    if run is None:
         run = CampaignRun(campaign.name, time.strftime("%Y%m%dT%H%M%S") + "-" + new_id()[:4], time.time())
     live = _live(session, run)
     todo = [s for s in campaign.sites if s.name not in live or live[s.name].state == JobState.NEW]
+    todo = [s for s in todo if s.name not in run.refused or s.name in run.retry]
     retry = [live[s.name].id for s in todo if s.name in live]
     if retry:
         resubmit(session, retry)
-    records = []
+    records = {}
     store_dir = campaign_dir(session, campaign.name) / "bundles" / run.run_id
     store_dir.mkdir(parents=True, exist_ok=True)
     for site in (s for s in todo if s.name not in live):
-        bundle = build_bundle(build_plan(campaign, site), store_dir / f"{site.name}-{BUNDLE_NAME}")
-        staged = store_dir / site.name / BUNDLE_NAME
-        staged.parent.mkdir(exist_ok=True)
-        bundle.replace(staged)
-        spec = bundle_spec(campaign, site, staged, run.run_id)
+        spec = bundle_spec(campaign, site, _stage_bundle(campaign, site, store_dir), run.run_id)
         record = JobRecord(id=new_id(), spec=spec, backend=site.backend, source=str(store_dir / "campaign"))
-        records.append(record)
+        records[site.name] = record
         run.jobs[site.name] = record.id
+        run.refused.pop(site.name, None)
+        run.retry = [name for name in run.retry if name != site.name]
     save_run(session, run)  # ids are known before any backend call
-    for record in records:  # one site's refusal (unknown backend, credentials) must not stop the others
-        try:
-            submit_records(session, [record])
-        except CopsError as exc:
-            log.warning("site job %s (%s) not submitted: %s", record.id, record.backend, exc.message)
+    for site_name, record in records.items():  # one site's refusal must not stop the others
+        _submit_site(session, run, site_name, record)
+    save_run(session, run)
     return run
 
 
-def site_states(session: Session, campaign: Campaign) -> dict[str, JobRecord | None]:
+def _stage_bundle(campaign: Campaign, site: Site, store_dir: Path) -> Path:
+    bundle = build_bundle(build_plan(campaign, site), store_dir / f"{site.name}-{BUNDLE_NAME}")
+    staged = store_dir / site.name / BUNDLE_NAME
+    staged.parent.mkdir(exist_ok=True)
+    bundle.replace(staged)
+    return staged
+
+
+def _submit_site(session: Session, run: CampaignRun, site: str, record: JobRecord) -> None:
+    """Submit one site's job; a refusal before the job was stored is kept in ``run``."""
+    try:
+        submit_records(session, [record])
+    except CopsError as exc:
+        if session.store.get_many([record.id]):
+            log.warning("site %s: job %s: %s", site, record.id, exc.message)
+            return  # stored: the job store tracks it (new jobs are retried by the next run)
+        log.warning("site %s (backend %s) refused the validation job: %s", site, record.backend, exc.message)
+        del run.jobs[site]
+        run.refused[site] = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        if isinstance(exc, BackendError) and exc.transient:
+            run.retry.append(site)
+
+
+@dataclass(frozen=True)
+class SiteProgress:
+    """Where one site stands in the current run (``validate-site status``)."""
+
+    site: str
+    state: str  # the job's state, "refused" (no job stored) or "not submitted"
+    job_id: str = ""
+    note: str = ""  # the job's last message, or why the backend refused it
+
+    @property
+    def done(self) -> bool:
+        return self.state == "refused" or self.state in {s.value for s in FINAL}
+
+
+def site_states(session: Session, campaign: Campaign) -> list[SiteProgress]:
     run = load_run(session, campaign.name)
     live = _live(session, run) if run else {}
-    return {site.name: live.get(site.name) for site in campaign.sites}
+    found = []
+    for site in campaign.sites:
+        rec = live.get(site.name)
+        if rec is not None:
+            found.append(SiteProgress(site.name, rec.state.value, rec.id, rec.message))
+        elif run is not None and site.name in run.refused:
+            found.append(SiteProgress(site.name, "refused", note=run.refused[site.name]))
+        else:
+            found.append(SiteProgress(site.name, "not submitted"))
+    return found
 
 
 def collect(session: Session, campaign: Campaign) -> tuple[CampaignRun, list[SiteResult]]:
@@ -137,7 +218,13 @@ def collect(session: Session, campaign: Campaign) -> tuple[CampaignRun, list[Sit
             hint=f"cops-grid validate-site run <campaign.yaml> (campaign {campaign.name})",
         )
     live = _live(session, run)
-    results = [_site_result(session, site.name, live.get(site.name)) for site in campaign.sites]
+    results = []
+    for site in campaign.sites:
+        if site.name in run.refused and site.name not in live:
+            why = f"the {site.backend} backend refused the job: {run.refused[site.name]}"
+            results.append(SiteResult(site.name, Verdict.UNREACHABLE, message=why))
+        else:
+            results.append(_site_result(session, site.name, live.get(site.name)))
     return run, results
 
 

@@ -43,13 +43,17 @@ def test_campaign_run_resume_report(cops_home: Path, tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     again = _cli("validate-site", "run", str(campaign))
     assert again.stdout == first.stdout  # same job ids: nothing resubmitted
+    lines = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in first.stdout.splitlines()}
+    assert lines["gone"].startswith("refused: no backend named 'nosuch'")
     for _ in range(120):
         states = json.loads(_cli("validate-site", "status", str(campaign), "--json").stdout)
-        if all(s["state"] in ("completed", "failed", "cancelled", "not submitted") for s in states.values()):
+        if all(s["state"] in ("completed", "failed", "cancelled", "refused") for s in states.values()):
             break
         time.sleep(1)
     report = _cli("validate-site", "report", str(campaign), "--json", "-o", str(tmp_path / "out"))
     verdicts = {s["site"]: s["verdict"] for s in json.loads(report.stdout)["sites"]}
     assert verdicts["here"] == "failed"  # no CVMFS at the configured root
     assert verdicts["gone"] == "unreachable"
+    gone = next(s for s in json.loads(report.stdout)["sites"] if s["site"] == "gone")
+    assert "nosuch" in gone["message"]
     assert (tmp_path / "out" / "report.html").is_file()

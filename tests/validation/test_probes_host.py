@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -81,9 +82,7 @@ def test_userns_ok() -> None:
 
 def test_userns_disabled_is_critical() -> None:
     """max_user_namespaces set to 0 inside a user namespace: the real kernel refuses the unshare."""
-    script = (
-        f"echo 0 > /proc/sys/user/max_user_namespaces && exec {os.sys.executable} {PROBES}/check_userns.py"
-    )
+    script = f"echo 0 > /proc/sys/user/max_user_namespaces && exec {sys.executable} {PROBES}/check_userns.py"
     proc = subprocess.run(["unshare", "-Ur", "sh", "-c", script], capture_output=True, text=True, check=False)
     assert proc.returncode == 2, proc.stdout
     assert "max_user_namespaces is 0" in proc.stdout
@@ -91,9 +90,7 @@ def test_userns_disabled_is_critical() -> None:
 
 
 def test_userns_low_limit_is_warning() -> None:
-    script = (
-        f"echo 5 > /proc/sys/user/max_user_namespaces && exec {os.sys.executable} {PROBES}/check_userns.py"
-    )
+    script = f"echo 5 > /proc/sys/user/max_user_namespaces && exec {sys.executable} {PROBES}/check_userns.py"
     proc = subprocess.run(["unshare", "-Ur", "sh", "-c", script], capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert "max_user_namespaces=5;1000;1;0" in proc.stdout
@@ -121,7 +118,7 @@ def test_full_scratch_is_critical(tmp_path: Path) -> None:
     script = (
         f"mount -t tmpfs -o size=1m tmpfs {full} "
         f"&& (dd if=/dev/zero of={full}/fill bs=64k 2>/dev/null; true) "
-        f"&& exec {os.sys.executable} {PROBES}/check_scratch.py --path {full} --size 4"
+        f"&& exec {sys.executable} {PROBES}/check_scratch.py --path {full} --size 4"
     )
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, check=False)
     assert proc.returncode == 2, proc.stdout
@@ -178,9 +175,7 @@ def test_memory_cgroup_limit_is_critical() -> None:
     group.mkdir()
     try:
         (group / "memory.limit_in_bytes").write_text(str(2**30))
-        script = (
-            f"echo $$ > {group}/cgroup.procs && exec {os.sys.executable} {PROBES}/check_memory.py --cores 2"
-        )
+        script = f"echo $$ > {group}/cgroup.procs && exec {sys.executable} {PROBES}/check_memory.py --cores 2"
         proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
     finally:
         group.rmdir()

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,7 +44,7 @@ def _campaign(image_root: Path, cvmfs: Path, images: list[str], runtimes: list[s
 
 
 @pytest.fixture(scope="module")
-def site_results(image_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[SiteResult]]:
+def site_results(image_root: Path, tmp_path_factory: pytest.TempPathFactory) -> list[SiteResult]:
     tmp = tmp_path_factory.mktemp("sites")
     cvmfs = tmp / "cvmfs"
     (cvmfs / "unpacked.cern.ch" / "registry.hub.docker.com").mkdir(parents=True)

@@ -83,6 +83,16 @@ def run_probe(probes_dir, entry, env):
     }
 
 
+def user_name():
+    """The account the probes ran as (a CE maps grid users to local accounts)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
 def extract_bundle(target):
     """When run from a zipapp, unpack it (probes, wrapper, plan) into ``target``."""
     archive = os.path.dirname(os.path.abspath(__file__))
@@ -123,6 +133,7 @@ def main(argv=None):
             "schema": 1,
             "site": args.site or plan.get("site", ""),
             "host": socket.gethostname(),
+            "user": user_name(),
             "python": platform.python_version(),
             "started": started,
             "finished": time.time(),

@@ -30,6 +30,17 @@ class Site(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="extra backend options")
     cvmfs_root: str = Field(default="/cvmfs", description="where the site mounts CVMFS")
     image_root: str | None = Field(default=None, description="image repository the wrapper uses")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="variables of the validation job on this site (e.g. PATH)"
+    )
+
+    @field_validator("environment")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        bad = sorted(k for k in env if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k))
+        if bad:
+            raise ValueError(f"not environment variable names: {', '.join(bad)}")
+        return env
 
 
 class Image(_Strict):

@@ -62,6 +62,7 @@ class SiteResult:
     host: str = ""
     message: str = ""  # why a site is unreachable / pending
     job_id: str = ""
+    user: str = ""  # the account the probes ran as on the node
 
     def worst(self) -> State:
         return max((p.state for p in self.probes), key=lambda s: s.severity, default=State.OK)
@@ -83,6 +84,7 @@ class SiteResult:
             host=str(data.get("host", "")),
             message=str(data.get("message", "")),
             job_id=str(data.get("job_id", "")),
+            user=str(data.get("user", "")),
         )
 
 
@@ -104,4 +106,5 @@ def load_result(path: Path, site: str, job_id: str = "") -> SiteResult:
         probes = [ProbeResult.from_dict(p) for p in data["probes"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CopsError(f"validation result {path} is unreadable: {exc}") from None
-    return SiteResult(site, verdict_of(probes), probes, host=str(data.get("host", "")), job_id=job_id)
+    host, user = str(data.get("host", "")), str(data.get("user", ""))
+    return SiteResult(site, verdict_of(probes), probes, host=host, job_id=job_id, user=user)

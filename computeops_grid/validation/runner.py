@@ -96,6 +96,7 @@ def bundle_spec(campaign: Campaign, site: Site, bundle: Path, run_id: str) -> Jo
         image=HOST_IMAGE,
         command="python3",
         arguments=[BUNDLE_NAME, "--site", site.name, "--out", RESULT_NAME],
+        environment=dict(site.environment),
         inputs=[str(bundle)],
         outputs=[RESULT_NAME],
         resources={"walltime": max(1, campaign.walltime // 60), "cores": 1},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from computeops_grid.validation.history import changes
 from computeops_grid.validation.local import run_local
 from computeops_grid.validation.report_html import render_html
 from computeops_grid.validation.results import SiteResult, State, Verdict
+from tests.validation.browser import CRITICAL_RED, chromium, needs_chromium
 from tests.validation.probes import PILOT
 
 BUSYBOX = "docker://busybox:latest"
@@ -105,22 +105,13 @@ def test_history_names_what_changed(site_results: list[SiteResult]) -> None:
     assert found == ["good: failed -> certified"]
 
 
-@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="chromium-driver not installed")
+@needs_chromium
 def test_html_report_in_headless_chromium(site_results: list[SiteResult], tmp_path: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     page = tmp_path / "report.html"
     page.write_text(render_html("test", "run-1", site_results, []), encoding="utf-8")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
+    with chromium(tmp_path / "profile") as driver:
         driver.get(page.as_uri())
         rows = driver.find_elements(By.CSS_SELECTOR, "#matrix tbody tr")
         assert [r.find_element(By.TAG_NAME, "th").text for r in rows] == [r.site for r in site_results]
@@ -129,7 +120,7 @@ def test_html_report_in_headless_chromium(site_results: list[SiteResult], tmp_pa
         colour = driver.find_element(By.CSS_SELECTOR, "td.probe.CRITICAL").value_of_css_property(
             "background-color"
         )
-        assert colour in ("rgba(238, 51, 51, 1)", "rgb(238, 51, 51)")
+        assert colour in CRITICAL_RED
         assert not driver.find_element(By.ID, "details").is_displayed()
         cell = driver.find_element(By.CSS_SELECTOR, 'td.probe[data-site="no-cvmfs"][data-probe="cvmfs"]')
         cell.click()
@@ -141,8 +132,6 @@ def test_html_report_in_headless_chromium(site_results: list[SiteResult], tmp_pa
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
         assert "CE did not answer" in driver.find_element(By.ID, "unreachable").text
-    finally:
-        driver.quit()
 
 
 def test_local_cli_exits_with_worst_state(cops_home: Path) -> None:

@@ -70,7 +70,7 @@ class Cli:
 
 
 @pytest.fixture
-def cli(cops_home: Path) -> Iterator[Cli]:
+def cli(cops_home: Path) -> Cli:
     return Cli(cops_home)
 
 

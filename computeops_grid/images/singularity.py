@@ -4,7 +4,8 @@ After ``ducc/singularity/dotfiles.go`` and ``startup_files.go`` (cvmfs/cvmfs): t
 ``.singularity.d`` tree, the mount-point directories, the ``/singularity`` style symlinks,
 a runscript from the image's ENTRYPOINT/CMD and ``10-docker2singularity.sh`` from its Env.
 Beyond DUCC, ``srv`` and ``cvmfs`` mount points are created.
-Unlike DUCC, existing ``etc/hosts`` and ``etc/resolv.conf`` are kept (created only if missing).
+Unlike DUCC, existing ``etc/hosts`` and ``etc/resolv.conf`` are kept (created empty only if
+missing: runtimes bind the host's files onto them); cvmfs/README.md gives the reasons.
 """
 
 from __future__ import annotations

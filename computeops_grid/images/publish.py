@@ -134,6 +134,8 @@ class Publisher:
                 layer_hex: pool.submit(self._unpack, image, by_digest[f"sha256:{layer_hex}"], path, cancel)
                 for layer_hex, path in new_layers.items()
             }
+            for future in futures.values():  # the first layer to fail stops the others
+                future.add_done_callback(lambda done: _cancel_on_error(done, cancel))
             try:
                 self._apply_all(image, builder, new_layers, futures, result)
             except BaseException as exc:
@@ -255,6 +257,11 @@ class Publisher:
 
 def _load_index(path: Path) -> LayerIndex:
     return LayerIndex.from_json(json.loads(path.read_text()))
+
+
+def _cancel_on_error(future: Future[LayerIndex], cancel: threading.Event) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        cancel.set()
 
 
 def _first_error(current: BaseException, futures: dict[str, Future[LayerIndex]]) -> BaseException:

@@ -62,6 +62,20 @@ def _record(name: str, command: str, args: list[str], **resources: Any) -> JobRe
     return JobRecord(id=secrets.token_hex(6), spec=spec, backend="bench")
 
 
+def submit(backend: Backend, jobs: list[JobRecord]) -> list[str | None]:
+    """Submit and keep each native id on its record, as ``cops-grid submit`` does.
+
+    Backends find their jobs by that id (Slurm: in ``squeue``); without it a queued or
+    running Slurm job is invisible and only its exit file, once written, resolves it.
+    Returns the refusal message per job (None where accepted).
+    """
+    out: list[str | None] = []
+    for job, res in zip(jobs, backend.submit(jobs)):
+        job.native_id = res.native_id
+        out.append(res.error.message if res.error is not None else None)
+    return out
+
+
 def run_batch(backend: Backend, n: int, timeout: float) -> tuple[float, float]:
     """Submit ``n`` short jobs at once; (time to first start, makespan) in seconds."""
     bulk = secrets.token_hex(6)
@@ -69,8 +83,7 @@ def run_batch(backend: Backend, n: int, timeout: float) -> tuple[float, float]:
     for i, job in enumerate(jobs):
         job.bulk_id, job.index = bulk, i
     t0 = time.monotonic()
-    results = backend.submit(jobs)
-    refused = [r.error.message for r in results if r.error is not None]
+    refused = [msg for msg in submit(backend, jobs) if msg is not None]
     if refused:
         raise RuntimeError(f"{len(refused)} job(s) refused: {refused[0]}")
     first: float | None = None
@@ -114,9 +127,9 @@ def _wait(backend: Backend, job: JobRecord, done: Callable[[Any], bool], timeout
 
 def kill_probe(backend: Backend) -> str:
     job = _record("bench-kill", "sleep", ["300"])
-    (res,) = backend.submit([job])
-    if res.error is not None:
-        return f"not run: {res.error.message[:120]}"
+    (refused,) = submit(backend, [job])
+    if refused is not None:
+        return f"not run: {refused[:120]}"
     started = _wait(backend, job, lambda i: i is not None and i.state.value == "running", 120)
     if started is None or started.state.value != "running":
         backend.cancel([job])
@@ -134,9 +147,9 @@ def kill_probe(backend: Backend) -> str:
 
 def over_limit_probe(backend: Backend) -> str:
     job = _record("bench-oom", "sh", ["-c", HOG], memory="16MiB")
-    (res,) = backend.submit([job])
-    if res.error is not None:
-        return f"not run: {res.error.message[:120]}"
+    (refused,) = submit(backend, [job])
+    if refused is not None:
+        return f"not run: {refused[:120]}"
     info = _wait(backend, job, lambda i: i is not None and i.state.final, 120)
     if info is None or not info.state.final:
         backend.cancel([job])
@@ -154,9 +167,9 @@ def over_limit_probe(backend: Backend) -> str:
 
 def gpu_probe(backend: Backend, wait: float) -> str:
     job = _record("bench-gpu", "true", [], gpus=1)
-    (res,) = backend.submit([job])
-    if res.error is not None:
-        return f"refused at submit: {res.error.message[:120]}"
+    (refused,) = submit(backend, [job])
+    if refused is not None:
+        return f"refused at submit: {refused[:120]}"
     info = _wait(backend, job, lambda i: i is not None and i.state.final, wait)
     if info is not None and info.state.final:
         return f"{info.state.value}, exit {info.exit_code}" + (

@@ -1,9 +1,11 @@
-"""Private container daemons for benchmarks and tests: a dockerd (and one-node swarm).
+"""Private daemons for benchmarks and tests: a dockerd (and one-node swarm), a Slurm.
 
-Nothing here touches the host's networking or the system dockerd: the daemon gets its
+Nothing here touches the host's networking or system daemons. The dockerd gets its
 own data root, exec root and socket under one directory, no iptables rules and no
-bridge (``--bridge=none``; containers share the loopback-only default network).
-Recipe and quirks: ``shared/notes/engines-and-orchestrators.md``.
+bridge (``--bridge=none``; containers share the loopback-only default network);
+recipe and quirks: ``shared/notes/engines-and-orchestrators.md``. The single-node
+Slurm (munged + slurmctld + slurmd on loopback) gets its own munge key and socket and
+free ports; recipe: ``shared/notes/slurm-single-node.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,3 +165,147 @@ class PrivateDockerd:
             containers = self.cli("ps", "-aq", check=False).stdout.split()
             if containers:
                 self.cli("rm", "-f", *containers, check=False)
+
+
+# -- a single-node Slurm ---------------------------------------------------------------
+
+SLURM_DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "sinfo")
+SLURM_CONF = """\
+ClusterName=copstest
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={root}/msock/munge.sock
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool/slurmd-%n
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd-%n.pid
+SlurmctldLogFile={root}/log/slurmctld.log
+SlurmdLogFile={root}/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+SlurmdParameters=config_overrides
+ReturnToService=2
+MpiDefault=none
+MinJobAge={min_job_age}
+MailProg=/bin/true
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=64000 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def world_dir(prefix: str) -> Path:
+    """A temp dir under /tmp, mode 755 (munged wants every parent world-executable)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def missing_slurm_daemons() -> list[str]:
+    """The programs a private Slurm needs that are not on PATH (Debian: slurm-wlm, munge)."""
+    return [tool for tool in SLURM_DAEMONS if shutil.which(tool) is None]
+
+
+@dataclass
+class SlurmCluster:
+    """A running private Slurm; client commands need :attr:`env` (its ``SLURM_CONF``)."""
+
+    root: Path
+    conf: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False, timeout=60)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.run("sinfo", "-h", "-N", "-o", "%t").stdout.strip() == "idle":
+                return
+            time.sleep(0.1)
+        logs = (self.root / "log" / "slurmctld.log").read_text(errors="replace")[-2000:]
+        raise BackendUnavailable(f"private Slurm node did not become idle in {timeout:.0f} s:\n{logs}")
+
+    def stop(self) -> None:
+        """Terminate slurmd, slurmctld and munged (reaped), then remove the directory."""
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _slurm_dirs(cpus: int, min_job_age: int) -> SlurmCluster:
+    root = world_dir("cops-slurm-")
+    for sub, mode in (("mkey", 0o700), ("msock", 0o755), ("state", 0o755), ("spool", 0o755), ("log", 0o755)):
+        (root / sub).mkdir(mode=mode)
+        (root / sub).chmod(mode)
+    conf = root / "slurm.conf"
+    host = socket.gethostname().split(".")[0]  # NodeName must be `hostname -s` for slurmd
+    conf.write_text(
+        SLURM_CONF.format(host=host, root=root, cpus=cpus, ctld_port=free_port(), slurmd_port=free_port(),
+                          min_job_age=min_job_age)
+    )  # fmt: skip
+    return SlurmCluster(root=root, conf=conf)
+
+
+def _start_munged(cluster: SlurmCluster) -> None:
+    root = cluster.root
+    key, sock = root / "mkey" / "munge.key", root / "msock" / "munge.sock"
+    subprocess.run(["mungekey", "-c", "-k", str(key)], check=True, capture_output=True)
+    argv = ["munged", "-F", f"--key-file={key}", f"--socket={sock}", f"--pid-file={root}/mkey/munged.pid",
+            f"--log-file={root}/mkey/munged.log", f"--seed-file={root}/mkey/munged.seed"]  # fmt: skip
+    cluster.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    deadline = time.monotonic() + 10
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def start_slurm(*, cpus: int = 64, min_job_age: int = 30) -> SlurmCluster:
+    """Start munged, slurmctld and slurmd under a fresh /tmp dir; returns when the node is idle.
+
+    ``cpus`` is declared with ``config_overrides``, so it may exceed the real cores: Slurm
+    then starts that many trivial jobs at once instead of queueing them behind the cores.
+    """
+    missing = missing_slurm_daemons()
+    if missing:
+        raise BackendUnavailable(
+            f"{', '.join(missing)} not installed",
+            backend="slurm",
+            hint="install Debian's slurm-wlm and munge",
+        )
+    cluster = _slurm_dirs(cpus, min_job_age)
+    try:
+        _start_munged(cluster)
+        for daemon in (["slurmctld", "-D", "-c"], ["slurmd", "-D"]):
+            out = (cluster.root / "log" / f"{daemon[0]}.out").open("wb")
+            cluster.procs.append(
+                subprocess.Popen([*daemon, "-f", str(cluster.conf)], env=cluster.env, stdout=out, stderr=out)
+            )
+            out.close()
+        cluster.wait_idle()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

@@ -186,13 +186,13 @@ SlurmctldPidFile={root}/slurmctld.pid
 SlurmdPidFile={root}/slurmd-%n.pid
 SlurmctldLogFile={root}/log/slurmctld.log
 SlurmdLogFile={root}/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+ProctrackType=proctrack/{proctrack}
+TaskPlugin=task/{task}
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+SelectTypeParameters={select}
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 SlurmdParameters=config_overrides
@@ -200,9 +200,18 @@ ReturnToService=2
 MpiDefault=none
 MinJobAge={min_job_age}
 MailProg=/bin/true
+FirstJobId={first_job_id}
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=64000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
+# Memory as a consumable resource, enforced by the kernel (cgroup v1 memory controller).
+CGROUP_CONF = """\
+CgroupPlugin=cgroup/v1
+CgroupAutomount=no
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=yes
+"""
+MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
 
 
 def world_dir(prefix: str) -> Path:
@@ -241,8 +250,21 @@ class SlurmCluster:
         logs = (self.root / "log" / "slurmctld.log").read_text(errors="replace")[-2000:]
         raise BackendUnavailable(f"private Slurm node did not become idle in {timeout:.0f} s:\n{logs}")
 
+    def cancel_all(self, timeout: float = 15.0) -> None:
+        """Cancel every job of this user and wait until none is left running or pending."""
+        self.run("scancel", f"--user={os.getuid()}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.run("squeue", "-h", "-t", "PD,R,CG", "-o", "%i").stdout.strip():
+                return
+            time.sleep(0.2)
+
     def stop(self) -> None:
-        """Terminate slurmd, slurmctld and munged (reaped), then remove the directory."""
+        """Cancel what still runs, terminate slurmd, slurmctld and munged (reaped), remove the
+        directory. Jobs left running would outlive slurmd as orphaned ``slurmstepd``s."""
+        if self.procs and all(proc.poll() is None for proc in self.procs):
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                self.cancel_all()
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
@@ -256,16 +278,32 @@ class SlurmCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _slurm_dirs(cpus: int, min_job_age: int) -> SlurmCluster:
+def memory_cgroup_problem() -> str:
+    """Why a private Slurm could not confine jobs' memory here ("" when it can)."""
+    if not (MEMORY_CGROUP / "tasks").is_file():
+        return f"no cgroup v1 memory controller at {MEMORY_CGROUP}"
+    if not os.access(MEMORY_CGROUP, os.W_OK):
+        return f"{MEMORY_CGROUP} is not writable"
+    return ""
+
+
+def _slurm_dirs(cpus: int, min_job_age: int, enforce_memory: bool) -> SlurmCluster:
     root = world_dir("cops-slurm-")
     for sub, mode in (("mkey", 0o700), ("msock", 0o755), ("state", 0o755), ("spool", 0o755), ("log", 0o755)):
         (root / sub).mkdir(mode=mode)
         (root / sub).chmod(mode)
     conf = root / "slurm.conf"
     host = socket.gethostname().split(".")[0]  # NodeName must be `hostname -s` for slurmd
+    plugins = {"proctrack": "linuxproc", "task": "none", "select": "CR_Core", "first_job_id": 1}
+    if enforce_memory:
+        # slurmd's cgroups are named slurm_<host>/uid_<u>/job_<id>: a random first id keeps
+        # two private clusters on one host (tests beside a benchmark) out of each other's.
+        first = random.randint(1_000_000, 60_000_000)  # noqa: S311 (not security relevant)
+        plugins = {"proctrack": "cgroup", "task": "cgroup", "select": "CR_Core_Memory", "first_job_id": first}
+        (root / "cgroup.conf").write_text(CGROUP_CONF)  # read from slurm.conf's directory
     conf.write_text(
         SLURM_CONF.format(host=host, root=root, cpus=cpus, ctld_port=free_port(), slurmd_port=free_port(),
-                          min_job_age=min_job_age)
+                          min_job_age=min_job_age, **plugins)
     )  # fmt: skip
     return SlurmCluster(root=root, conf=conf)
 
@@ -282,11 +320,14 @@ def _start_munged(cluster: SlurmCluster) -> None:
         time.sleep(0.02)
 
 
-def start_slurm(*, cpus: int = 64, min_job_age: int = 30) -> SlurmCluster:
+def start_slurm(*, cpus: int = 64, min_job_age: int = 30, enforce_memory: bool = False) -> SlurmCluster:
     """Start munged, slurmctld and slurmd under a fresh /tmp dir; returns when the node is idle.
 
     ``cpus`` is declared with ``config_overrides``, so it may exceed the real cores: Slurm
     then starts that many trivial jobs at once instead of queueing them behind the cores.
+    ``enforce_memory`` makes memory a consumable resource confined by cgroups (task/cgroup,
+    as production sites run it; see :func:`memory_cgroup_problem`); otherwise ``--mem``
+    is neither scheduled nor enforced (task/none, no cgroups touched).
     """
     missing = missing_slurm_daemons()
     if missing:
@@ -295,7 +336,7 @@ def start_slurm(*, cpus: int = 64, min_job_age: int = 30) -> SlurmCluster:
             backend="slurm",
             hint="install Debian's slurm-wlm and munge",
         )
-    cluster = _slurm_dirs(cpus, min_job_age)
+    cluster = _slurm_dirs(cpus, min_job_age, enforce_memory)
     try:
         _start_munged(cluster)
         for daemon in (["slurmctld", "-D", "-c"], ["slurmd", "-D"]):

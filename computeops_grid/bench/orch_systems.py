@@ -21,6 +21,7 @@ from computeops_grid.backends.kubernetes import KubernetesBackend, KubernetesSet
 from computeops_grid.backends.local import LocalBackend, LocalSettings
 from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
 from computeops_grid.backends.swarm import SwarmBackend, SwarmSettings
+from computeops_grid.bench import daemons as dm
 from computeops_grid.bench.daemons import PrivateDockerd
 from computeops_grid.bench.results import SystemInfo
 from computeops_grid.errors import CopsError
@@ -102,25 +103,69 @@ def _socket_owner(host: str) -> str:
     return f"yes: dockerd runs as root; API socket owned by {who}, mode {st.st_mode & 0o777:o}"
 
 
-def slurm_system(ctx: BackendContext, slurm_conf: str | None) -> System:
-    conf = slurm_conf or os.environ.get("SLURM_CONF")
-    if shutil.which("sinfo") is None:
-        return System(SystemInfo("slurm", False, why="sinfo not on PATH (Slurm client not installed)"))
+def _sinfo(conf: str | None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **({"SLURM_CONF": conf} if conf else {})}
-    proc = subprocess.run(["sinfo", "-h", "-o", "%T %c"], env=env, capture_output=True, text=True, timeout=30,
+    return subprocess.run(["sinfo", "-h", "-o", "%T %c"], env=env, capture_output=True, text=True, timeout=30,
                           check=False)  # fmt: skip
-    if proc.returncode != 0:
-        why = f"no Slurm controller reachable (sinfo: {proc.stderr.strip()[:200]}); pass --slurm-conf"
-        return System(SystemInfo("slurm", False, why=why))
+
+
+def _slurm_answering(
+    ctx: BackendContext, conf: str | None, nodes: str, daemons: str, setup: str = ""
+) -> System:
+    env = {**os.environ, **({"SLURM_CONF": conf} if conf else {})}
     version = subprocess.run(
-        ["sinfo", "--version"], capture_output=True, text=True, check=False
+        ["sinfo", "--version"], env=env, capture_output=True, text=True, check=False
     ).stdout.strip()
     backend = SlurmBackend(SlurmSettings(slurm_conf=conf), ctx)
-    detail = f"nodes: {' '.join(proc.stdout.split())}"
+    detail = f"nodes: {' '.join(nodes.split())}" + (f"; {setup}" if setup else "")
     info = SystemInfo("slurm", True, version=version, detail=detail)
-    return System(
-        info, backend, "slurmctld + slurmd + munged", "yes: slurmd runs as root to start jobs as users"
-    )
+    return System(info, backend, daemons, "yes: slurmd runs as root to start jobs as users")
+
+
+def slurm_system(ctx: BackendContext, slurm_conf: str | None, cpus: int) -> System:
+    """The Slurm that answers (``--slurm-conf``, ``$SLURM_CONF`` or the default config);
+    when none does and the daemons are installed, a private single-node one (stopped with
+    the system) with ``cpus`` declared CPUs and memory confined by cgroups where possible."""
+    if shutil.which("sinfo") is None:
+        return System(SystemInfo("slurm", False, why="sinfo not on PATH (Slurm client not installed)"))
+    conf = slurm_conf or os.environ.get("SLURM_CONF")
+    proc = _sinfo(conf)
+    if proc.returncode == 0:
+        return _slurm_answering(ctx, conf, proc.stdout, "slurmctld + slurmd + munged (the site's)")
+    said = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+    if conf:
+        return System(SystemInfo("slurm", False, why=f"the Slurm of {conf} does not answer (sinfo: {said})"))
+    missing = dm.missing_slurm_daemons()
+    if missing or os.geteuid() != 0:
+        cannot = f"{', '.join(missing)} not on PATH" if missing else "slurmd needs root"
+        why = f"no Slurm answers (sinfo: {said}) and a private one cannot start: {cannot}; pass --slurm-conf"
+        return System(SystemInfo("slurm", False, why=why))
+    return private_slurm(ctx, cpus)
+
+
+def private_slurm(ctx: BackendContext, cpus: int) -> System:
+    """Start a private single-node Slurm; its row says how it was configured."""
+    problem = dm.memory_cgroup_problem()
+    try:
+        cluster = dm.start_slurm(cpus=cpus, enforce_memory=not problem)
+    except CopsError as exc:
+        if problem:
+            return System(SystemInfo("slurm", False, why=f"private Slurm did not start: {exc.message[:300]}"))
+        log.warning("private Slurm with cgroups did not start (%s); trying without", exc.message[:200])
+        problem = f"task/cgroup did not start ({exc.message[:100]})"
+        try:
+            cluster = dm.start_slurm(cpus=cpus)
+        except CopsError as again:
+            why = f"private Slurm did not start: {again.message[:300]}"
+            return System(SystemInfo("slurm", False, why=why))
+    memory = f"--mem NOT enforced: {problem}" if problem else "--mem scheduled and confined by task/cgroup"
+    system = _slurm_answering(
+        ctx, str(cluster.conf), cluster.run("sinfo", "-h", "-o", "%T %c").stdout,
+        "slurmctld + slurmd + munged (started privately for the benchmark)",
+        f"private single-node cluster, CPUs={cpus} declared on {os.cpu_count()} cores; {memory}",
+    )  # fmt: skip
+    system.stops.append(cluster.stop)
+    return system
 
 
 def kubernetes_system(ctx: BackendContext, kubeconfig: str | None) -> System:

@@ -79,7 +79,13 @@ def orchestrators(
         "", "--docker-host", help="Swarm manager API (default: a private dockerd)."
     ),
     slurm_conf: str = typer.Option(
-        "", "--slurm-conf", help="slurm.conf of a Slurm to include (default: $SLURM_CONF)."
+        "",
+        "--slurm-conf",
+        help="slurm.conf of a Slurm to include (default: $SLURM_CONF or Slurm's own; when none "
+        "answers, a private single-node Slurm is started if its daemons are installed).",
+    ),
+    slurm_cpus: int = typer.Option(
+        64, "--slurm-cpus", min=1, help="CPUs the private Slurm declares (more jobs start at once)."
     ),
     kubeconfig: str = typer.Option("", "--kubeconfig", help="kubeconfig of a cluster to include."),
     as_json: bool = typer.Option(False, "--json", help="Print the written paths and summary as JSON."),
@@ -89,7 +95,7 @@ def orchestrators(
 
     options = orch.Options(
         out=out_dir, quick=quick, repeats=repeat, docker_host=docker_host or None,
-        slurm_conf=slurm_conf or None, kubeconfig=kubeconfig or None,
+        slurm_conf=slurm_conf or None, slurm_cpus=slurm_cpus, kubeconfig=kubeconfig or None,
     )  # fmt: skip
 
     def progress(m: Measurement) -> None:

@@ -286,9 +286,18 @@ def run(opts: Options, progress: Callable[[Measurement], None] | None = None) ->
         workloads=_workloads(sizes), measurements=measurements, features=features,
         environment=_environment(opts, sizes),
         notes=["Every system is driven through its cops-grid backend; status polled every 0.1 s, "
-               "so start times are resolved to ~0.1 s plus one status call."],
+               "so start times are resolved to ~0.1 s plus one status call.", *_system_notes(systems)],
     )  # fmt: skip
     return report.write(study, out, conclude(study))
+
+
+def _system_notes(systems: Sequence[osys.System]) -> list[str]:
+    """How each measured system was set up (version, nodes, a private cluster's settings)."""
+    return [
+        f"{s.info.name}: " + "; ".join(x for x in (s.info.version, s.info.detail) if x)
+        for s in systems
+        if s.info.available
+    ]
 
 
 def _environment(opts: Options, sizes: dict[int, int]) -> dict[str, str]:

@@ -100,3 +100,4 @@ def test_small_study_writes_the_report(tmp_path: Path, swarm_daemon: PrivateDock
         assert slurm["job over memory limit"].startswith("failed, exit 137: limit enforced"), slurm
     assert "## Feature matrix" in text
     assert "Measured here: local, slurm, swarm" in text
+    assert "private single-node cluster, CPUs=8 declared" in text  # how the Slurm row was set up

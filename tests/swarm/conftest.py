@@ -33,5 +33,5 @@ def swarm(swarm_daemon: PrivateDockerd, tmp_path: Path, image_root: Path) -> Ite
     backend = make_backend(swarm_daemon, tmp_path, image_root)
     yield backend
     for service in backend.client().services.list(filters={"label": "org.cops-grid.id"}):
-        service.remove()
+        service.remove()  # type: ignore[no-untyped-call]  # docker SDK has no annotations
     backend.close()

@@ -40,7 +40,7 @@ def test_exit_code_and_stderr_of_a_failing_payload(swarm: SwarmBackend) -> None:
     assert "non-zero exit (3)" in info.message
     assert swarm.logs(jobs[0]).strip() == "oops"
     # restart condition none: the failed task was not retried
-    service = swarm.client().services.get(jobs[0].native_id)
+    service = swarm.client().services.get(jobs[0].native_id)  # type: ignore[no-untyped-call]  # docker SDK
     assert len(service.tasks()) == 1
 
 

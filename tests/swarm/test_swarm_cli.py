@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,15 @@ from computeops_grid.bench.daemons import PrivateDockerd
 from tests.conftest import ROOT, Cli
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+
+def only_job(cli: Cli) -> dict[str, Any]:
+    """The one job `cops-grid list --json` shows."""
+    jobs = cli("list", "--json").json()
+    assert isinstance(jobs, list)
+    assert len(jobs) == 1, jobs
+    assert isinstance(jobs[0], dict)
+    return jobs[0]
 
 
 @pytest.fixture
@@ -26,7 +36,7 @@ def test_submit_hello_wait_prints_the_payload_output(swarm_cli: Cli, tmp_path: P
     res = swarm_cli("submit", "etc/examples/hello.yaml", "--backend", "swarm", "--wait", cwd=ROOT)
     assert res.code == 0, res.stderr
     assert "Hello from Linux in a container, job hello" in res.stdout
-    (job,) = swarm_cli("list", "--json").json()  # type: ignore[misc]
+    job = only_job(swarm_cli)
     assert job["state"] == "completed"
     got = swarm_cli("get", job["id"], "-o", str(tmp_path / "out"))
     assert got.code == 0, got.stderr
@@ -56,13 +66,13 @@ def test_cancel_stops_a_running_service(swarm_cli: Cli, tmp_path: Path, swarm_da
     jobfile.write_text("name: s\nimage: docker://busybox:latest\ncommand: sleep\narguments: ['300']\n")
     res = swarm_cli("submit", str(jobfile), "--backend", "swarm", "--json")
     assert res.code == 0, res.stderr
-    (job,) = swarm_cli("list", "--json").json()  # type: ignore[misc]
+    job = only_job(swarm_cli)
     for _ in range(100):
         if swarm_daemon.cli("ps", "-q", "--filter", f"label=org.cops-grid.id={job['id']}").stdout.strip():
             break
         time.sleep(0.2)
     assert swarm_cli("cancel", job["id"]).code == 0
-    (after,) = swarm_cli("list", "--json").json()  # type: ignore[misc]
+    after = only_job(swarm_cli)
     assert after["state"] == "cancelled"
     assert (
         swarm_daemon.cli("ps", "-q", "--filter", f"label=org.cops-grid.id={job['id']}").stdout.strip() == ""

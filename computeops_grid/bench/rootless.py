@@ -28,7 +28,7 @@ PYTHON = "/usr/bin/python3"  # the system interpreter: any account can run it
 EXIT = 3
 TIMEOUT = 120.0
 USER_PATH = "/usr/local/bin:/usr/bin:/bin:" + SBIN_PATH
-PROBE_EXIT = re.compile(r"(\w[\w.-]*):probe-failed\((probe exit \d+: .*?)\)+(?:;|$)")
+PROBE_FAILED = re.compile(r"(\w[\w.-]*):probe-failed\((.*)\)\)")
 REASON_CHARS = 160
 
 
@@ -159,8 +159,14 @@ def _run_as(adapter: Adapter, area: Path, entry: pwd.struct_passwd | None, uid: 
 
 
 def _reason(stderr: str) -> str:
-    """The runtime's own words from the wrapper's error line (its probe output), else the last line."""
+    """The runtime's own words from the wrapper's error line (its probe output), else the last line.
+
+    Long messages keep their head (what failed) and tail (the cause, e.g. "permission denied").
+    """
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     last = lines[-1] if lines else ""
-    match = PROBE_EXIT.search(last)
-    return (f"{match.group(1)}: {match.group(2)}" if match else last)[:REASON_CHARS]
+    match = PROBE_FAILED.search(last)
+    text = f"{match.group(1)}: {match.group(2)}" if match else last
+    if len(text) <= REASON_CHARS:
+        return text
+    return text[: REASON_CHARS // 3] + " … " + text[-(REASON_CHARS - REASON_CHARS // 3) :]

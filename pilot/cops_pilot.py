@@ -1035,7 +1035,10 @@ class Docker(Runtime):
             pass  # the import's own error below says why
         finally:
             proc.stdin.close()  # type: ignore[union-attr]
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        err = ""
+        if proc.stderr:
+            with proc.stderr:
+                err = proc.stderr.read().decode("utf-8", "replace")
         if proc.wait() != 0:  # an OSError, as for a runtime that cannot start: the probe reports it
             raise OSError(5, "docker import failed: " + err.strip()[-200:])
         return tag

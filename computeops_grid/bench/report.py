@@ -125,7 +125,11 @@ def sections(study: Study, rows: list[Row]) -> list[tuple[str, str, list[list[st
             "Found out by the tool on this machine.",
             unavailable_table(study),
         ),
-        ("Feature matrix", "Measured by running payloads through each runtime.", feature_table(study)),
+        (
+            "Feature matrix",
+            "Measured by running payloads on each system, unless a cell says otherwise.",
+            feature_table(study),
+        ),
         ("Environment", "", [["key", "value"], *([k, v] for k, v in study.environment.items())]),
     ]
 

@@ -53,11 +53,6 @@ def _pilot_has_docker() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _pilot_has_docker(), reason="the pilot wrapper has no docker adapter")
-# pilot/cops_pilot.py Docker.engine_image leaves its `docker import` stderr pipe open (harmless in
-# the one-shot wrapper, a ResourceWarning when the bench loads it as a library): reported to its owner
-@pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning"
-)
 def test_study_measures_docker_with_its_own_dockerd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     if answering_daemon():

@@ -30,13 +30,9 @@ else
     say "not root or no apt-get: skipping Debian packages ($(apt_packages | wc -l) listed in etc/deps/)"
 fi
 
-say "installing cops-grid (pip install -e .[test])"
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 mapfile -t extra < <(pip_packages)
-if [ "${#extra[@]}" -gt 0 ]; then
-    say "installing pip packages: ${extra[*]}"
-    python3 -m pip install -q --disable-pip-version-check "${extra[@]}"
-fi
+say "installing cops-grid (pip install -e .[test]) and ${#extra[@]} pip packages from etc/deps/, pinned by etc/deps/constraints.txt"
+python3 -m pip install -q --disable-pip-version-check -c etc/deps/constraints.txt -e '.[test]' "${extra[@]}"
 
 say "building the embedded busybox image in the local image repository"
 python3 -m computeops_grid.images.default
@@ -50,7 +46,7 @@ example)
     ;;
 test)
     say "installing the test-only backend plugin (proves entry-point registration)"
-    python3 -m pip install -q --disable-pip-version-check -e tests/plugins
+    python3 -m pip install -q --disable-pip-version-check --no-deps -e tests/plugins
     say "python3 -m pytest"
     set +e
     python3 -m pytest "${@:2}"

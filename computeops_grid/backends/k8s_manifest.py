@@ -19,9 +19,11 @@ How a job maps (the image *is* the container, so no pilot wrapper runs inside):
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -201,13 +203,24 @@ def build_job(group: Sequence[JobRecord], opts: ManifestOptions) -> Any:
 
 def to_dict(obj: Any) -> dict[str, Any]:
     """camelCase manifest, ``None`` fields dropped (what ``kubectl apply`` would send)."""
-    data: dict[str, Any] = k8s.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    data: dict[str, Any] = k8s.ApiClient().sanitize_for_serialization(obj)
     return data
+
+
+@dataclass(frozen=True)
+class _Response:
+    """What ``ApiClient.deserialize`` reads before kubernetes 37: an object with ``.data``."""
+
+    data: str
 
 
 def from_dict(data: dict[str, Any], kind: str = "V1Job") -> Any:
     """Validate a manifest by deserializing it into the client's model (raises on bad fields)."""
-    return k8s.ApiClient().deserialize(json.dumps(data), kind, "application/json")
+    client = k8s.ApiClient()
+    text = json.dumps(data)
+    if len(inspect.signature(client.deserialize).parameters) >= 3:  # kubernetes >= 37
+        return client.deserialize(text, kind, "application/json")
+    return client.deserialize(_Response(text), kind)
 
 
 def pod_of(job: dict[str, Any], index: int | None = None, *, expand: bool = False) -> dict[str, Any]:

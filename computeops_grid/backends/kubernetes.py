@@ -66,7 +66,7 @@ class KubernetesBackend:
     def api(self) -> Any:
         if self._api is None:
             try:
-                self._api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                self._api = k8s_config.new_client_from_config(
                     config_file=self.settings.kubeconfig, context=self.settings.context
                 )
             except (k8s_config.ConfigException, OSError) as exc:

@@ -76,7 +76,9 @@ def _parent(pid: int) -> int:
 def _start_sleeper(adapter: Adapter, work: Path, script: str) -> tuple[subprocess.Popen[str], int | None]:
     token = f"{300 + os.getpid() % 100}.{time.monotonic_ns() % 10**6}"
     argv, env = adapter.launch(["/bin/sh", "-c", script.replace("TOKEN", token)], work)
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(  # own process group: _stop can take down whatever the launcher left
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 15
     pid = None
     while pid is None and time.monotonic() < deadline and proc.poll() is None:
@@ -86,10 +88,18 @@ def _start_sleeper(adapter: Adapter, work: Path, script: str) -> tuple[subproces
 
 
 def _stop(proc: subprocess.Popen[str], pid: int | None) -> None:
-    for target in (pid, proc.pid):
-        if target:
-            with contextlib.suppress(OSError):
-                os.kill(target, signal.SIGKILL)
+    targets = [proc.pid]
+    if pid:
+        targets.insert(0, pid)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            shell = _parent(pid)  # the payload's own `sh` loop: under proot/udocker it outlives the launcher
+            if shell != proc.pid and _comm(shell) == "sh":
+                targets.insert(0, shell)
+    for target in targets:
+        with contextlib.suppress(OSError):
+            os.kill(target, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)  # e.g. proot under a killed udocker keeps running
     with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
         proc.communicate(timeout=15)  # reaps the launcher and closes its pipes
     for pipe in (proc.stdout, proc.stderr):

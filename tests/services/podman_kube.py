@@ -47,7 +47,10 @@ class PodmanKube:
     def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         argv = ["podman", "--root", str(self.root / "root"), "--runroot", str(self.root / "run"), *args]
         env = {**os.environ, "CONTAINERS_CONF": str(self.root / "containers.conf")}
-        return subprocess.run(argv, env=env, capture_output=True, text=True, check=check, timeout=timeout)
+        # cwd: podman 4.3's conmon writes an `oom` marker into its working directory on an OOM kill
+        return subprocess.run(
+            argv, env=env, capture_output=True, text=True, check=check, timeout=timeout, cwd=self.root
+        )
 
     def import_rootfs(self, rootfs: Path, name: str) -> None:
         archive = self.root / "rootfs.tar"

@@ -35,8 +35,10 @@ def wrapper_path() -> Path:
 # bytecode in __pycache__ beside it instead of compiling ~2000 lines on every job (tens of
 # ms), and -S skips `site` (the wrapper is stdlib only). sys.path[0] becomes the wrapper's
 # own directory, never the job's working directory, so no job file can shadow a module.
+# dont_write_bytecode=False: the cache is the point, even where PYTHONDONTWRITEBYTECODE is set.
 MODULE_LAUNCH = (
-    "import sys;sys.path[0]=sys.argv.pop(1);import cops_pilot;sys.exit(cops_pilot.main(sys.argv[1:]))"
+    "import sys;sys.dont_write_bytecode=False;sys.path[0]=sys.argv.pop(1);"
+    "import cops_pilot;sys.exit(cops_pilot.main(sys.argv[1:]))"
 )
 
 

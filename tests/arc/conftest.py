@@ -30,7 +30,7 @@ def make_arc(ce: str, proxy: Path, tmp_path: Path, **settings: object) -> ArcBac
             queue="debug",
             image_root=str(IMAGE_ROOTS[0]),
             **settings,
-        ),  # type: ignore[arg-type]
+        ),
         context,
     )
 

@@ -11,25 +11,16 @@ from computeops_grid.errors import BackendUnavailable, CredentialError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from tests.arc.conftest import make_arc
+from tests.services import grid_jobs
 from tests.services.arc import ArcCE
-from tests.services.grid_jobs import record, wait_for
+from tests.services.grid_jobs import record, submit_ok, wait_for
 from tests.services.slurm import free_port
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
-def submit_ok(backend: ArcBackend, jobs: list[JobRecord]) -> None:
-    for job, result in zip(jobs, backend.submit(jobs)):
-        assert result.error is None, result.error
-        job.native_id = result.native_id
-
-
-def settle(backend: ArcBackend, jobs: list[JobRecord], timeout: float = 120) -> None:
-    def done() -> bool:
-        got = backend.status(jobs)
-        return all(j.id in got and got[j.id].state.final for j in jobs)
-
-    wait_for(done, timeout=timeout, step=1.0)
+def settle(backend: ArcBackend, jobs: list[JobRecord]) -> None:
+    grid_jobs.settle(backend, jobs, timeout=120, step=1.0)
 
 
 def test_bulk_submit_outputs_and_exit_code_42(arc: ArcBackend, tmp_path: Path) -> None:

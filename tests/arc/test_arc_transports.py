@@ -17,8 +17,9 @@ from computeops_grid.jobs.loader import load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from tests.arc.conftest import make_arc
+from tests.services import grid_jobs
 from tests.services.arc import ArcCE
-from tests.services.grid_jobs import record, wait_for
+from tests.services.grid_jobs import record, submit_ok, wait_for
 from tests.services.slurm import SlurmCluster, free_port
 
 pytestmark = [
@@ -35,19 +36,8 @@ def from_file(path: Path) -> JobRecord:
     return JobRecord(id=uuid.uuid4().hex[:12], spec=job.spec, backend="arc", source=str(path))
 
 
-def submit_ok(backend: ArcBackend, jobs: list[JobRecord]) -> None:
-    for job, result in zip(jobs, backend.submit(jobs)):
-        assert result.error is None, result.error
-        assert result.native_id is not None
-        job.native_id = result.native_id
-
-
-def settle(backend: ArcBackend, jobs: list[JobRecord], timeout: float = 150) -> None:
-    def done() -> bool:
-        got = backend.status(jobs)
-        return all(j.id in got and got[j.id].state.final for j in jobs)
-
-    wait_for(done, timeout=timeout, step=2.0)
+def settle(backend: ArcBackend, jobs: list[JobRecord]) -> None:
+    grid_jobs.settle(backend, jobs, timeout=150, step=2.0)
 
 
 def hello_and_42(backend: ArcBackend, tmp_path: Path) -> None:

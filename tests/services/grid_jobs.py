@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from computeops_grid.backends.base import Backend
 from computeops_grid.backends.payload import wrapper_path
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
+from computeops_grid.jobs.state import JobState
 
 STAND_IN = Path(__file__).with_name("pilot_stand_in.py")
 IMAGE_ROOTS: list[Path] = []  # the session's image repository, set by the arc_ce fixture
@@ -53,6 +55,28 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, step: float =
             return
         time.sleep(step)
     raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def submit_ok(backend: Backend, jobs: list[JobRecord]) -> None:
+    """Submit and keep each native id on its record, as the logic layer does."""
+    for job, result in zip(jobs, backend.submit(jobs)):
+        assert result.error is None, result.error
+        assert result.native_id is not None
+        job.native_id = result.native_id
+
+
+def settle(
+    backend: Backend, jobs: list[JobRecord], timeout: float = 90.0, step: float = 0.3
+) -> dict[str, JobState]:
+    """Poll ``status`` until every job is final; the last state seen per job."""
+    states: dict[str, JobState] = {}
+
+    def done() -> bool:
+        states.update({k: v.state for k, v in backend.status(jobs).items()})
+        return all(states.get(j.id, JobState.QUEUED).final for j in jobs)
+
+    wait_for(done, timeout=timeout, step=step)
+    return states
 
 
 def image_root() -> Path:

@@ -10,29 +10,11 @@ import pytest
 
 from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
 from computeops_grid.errors import BackendUnavailable
-from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
-from tests.services.grid_jobs import record, wait_for
+from tests.services.grid_jobs import record, settle, submit_ok, wait_for
 from tests.services.slurm import SlurmCluster
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
-
-
-def settle(backend: SlurmBackend, jobs: list[JobRecord], timeout: float = 90) -> dict[str, JobState]:
-    states: dict[str, JobState] = {}
-
-    def done() -> bool:
-        states.update({k: v.state for k, v in backend.status(jobs).items()})
-        return all(states.get(j.id, JobState.QUEUED).final for j in jobs)
-
-    wait_for(done, timeout=timeout)
-    return states
-
-
-def submit_ok(backend: SlurmBackend, jobs: list[JobRecord]) -> None:
-    for job, result in zip(jobs, backend.submit(jobs)):
-        assert result.error is None, result.error
-        job.native_id = result.native_id
 
 
 def test_hello_output_and_declared_file(slurm: SlurmBackend, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ Goal: (b) - (a) <= 10 ms. The floor is the interpreter's start plus compiling th
 wrapper (a script is compiled on every run), printed at the end.
 
     python3 benchmarks/pilot_overhead.py [--runs 20] [--runtimes host,proot,charliecloud]
-        [--baseline OLD_WRAPPER.py]   # e.g. `git show REV:pilot/cops_pilot.py > /tmp/old.py`
+        [--baseline OLD_WRAPPER.py]   # e.g. `git show REV:computeops_grid/worker/cops_pilot.py > /tmp/old.py`
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from computeops_grid.backends.payload import launch_argv
+from computeops_grid.backends.common.payload import launch_argv
 
 WRAPPER = Path(__file__).resolve().parents[1] / "pilot" / "cops_pilot.py"
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable  # as on a worker node

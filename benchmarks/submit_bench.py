@@ -30,9 +30,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from computeops_grid.backends import arc_desc  # noqa: E402
-from computeops_grid.backends.arc_rest import ArcRest  # noqa: E402
-from computeops_grid.backends.payload import PILOT_FILE, wrapper_path  # noqa: E402
+from computeops_grid import worker  # noqa: E402
+from computeops_grid.backends.arc import desc as arc_desc  # noqa: E402
+from computeops_grid.backends.arc.rest import ArcRest  # noqa: E402
+from computeops_grid.backends.common.payload import PILOT_FILE  # noqa: E402
 from computeops_grid.jobs.loader import load_jobs  # noqa: E402
 from computeops_grid.jobs.record import JobRecord  # noqa: E402
 from computeops_grid.logic.session import Session  # noqa: E402
@@ -109,7 +110,10 @@ def arcsub(ce: ArcCE, proxy: Path, tmp: Path, n: int) -> float:
     args = ["arcsub", "-C", ce.url, "-T", "arcrest", "-j", str(tmp / "jobs.dat")]
     for i, job in enumerate(load_jobs([job_file])):
         record = JobRecord(id=f"arcsub{i:06d}", spec=job.spec, backend="arc")
-        sources = {PILOT_FILE: str(wrapper_path()), arc_desc.LAUNCHER_FILE: str(arc_desc.launcher_path())}
+        sources = {
+            PILOT_FILE: str(worker.pilot()),
+            arc_desc.LAUNCHER_FILE: str(worker.path(worker.DIRAC_LAUNCHER)),
+        }
         (tmp / f"{i}.xrsl").write_text(arc_desc.xrsl(record, opts, sources=sources))
         args += ["-f", str(tmp / f"{i}.xrsl")]
     env = {**os.environ, "X509_USER_PROXY": str(proxy), "X509_CERT_DIR": str(CERTS), "HOME": str(tmp)}

@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from computeops_grid.backends import diracx_client, jdl  # noqa: E402
-from computeops_grid.backends.diracx_client import DiracXClient  # noqa: E402
-from computeops_grid.backends.payload import wrapper_path  # noqa: E402
-from computeops_grid.backends.sandbox import build_archive  # noqa: E402
+from computeops_grid import worker  # noqa: E402
+from computeops_grid.backends.common.sandbox import build_archive  # noqa: E402
+from computeops_grid.backends.dirac import diracx_client, jdl  # noqa: E402
+from computeops_grid.backends.dirac.diracx_client import DiracXClient  # noqa: E402
 from computeops_grid.config import Config  # noqa: E402
 from computeops_grid.jobs.model import JobSpec  # noqa: E402
 from computeops_grid.jobs.record import JobRecord  # noqa: E402
@@ -41,7 +41,10 @@ def bare_api(server: DiracXServer, creds: Path) -> float:
     with DiracXClient(server.url, creds) as client:
         _ = client.api  # connected, as the cops-grid side is
         start = time.perf_counter()
-        files = [("cops_pilot.py", wrapper_path()), ("cops_dirac_launch.py", jdl.launcher_path())]
+        files = [
+            ("cops_pilot.py", worker.pilot()),
+            ("cops_dirac_launch.py", worker.path(worker.DIRAC_LAUNCHER)),
+        ]
         pfn = client.upload(build_archive(files))
         texts = [jdl.single_jdl(r, [pfn], jdl.JdlOptions()) for r in records]
         build = time.perf_counter() - start

@@ -12,8 +12,8 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from computeops_grid import worker
 from computeops_grid.backends.base import Backend, BackendContext
-from computeops_grid.backends.payload import wrapper_path
 from computeops_grid.config import Config
 from computeops_grid.errors import ConfigError, UnknownBackend
 
@@ -46,7 +46,7 @@ def backend_class(name: str) -> type[Backend]:
 
 def context(config: Config) -> BackendContext:
     return BackendContext(
-        home=config.home, jobs_dir=config.jobs_dir, image_root=config.images, pilot=wrapper_path()
+        home=config.home, jobs_dir=config.jobs_dir, image_root=config.images, pilot=worker.pilot()
     )
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from computeops_grid.backends.base import Backend, BackendContext
-from computeops_grid.backends.kubernetes import KubernetesBackend, KubernetesSettings
-from computeops_grid.backends.local import LocalBackend, LocalSettings
-from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
-from computeops_grid.backends.swarm import SwarmBackend, SwarmSettings
+from computeops_grid.backends.kubernetes.backend import KubernetesBackend, KubernetesSettings
+from computeops_grid.backends.local.backend import LocalBackend, LocalSettings
+from computeops_grid.backends.slurm.backend import SlurmBackend, SlurmSettings
+from computeops_grid.backends.swarm.backend import SwarmBackend, SwarmSettings
 from computeops_grid.bench import daemons as dm
 from computeops_grid.bench.daemons import PrivateDockerd
 from computeops_grid.bench.results import SystemInfo

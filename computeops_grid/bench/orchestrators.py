@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from computeops_grid import worker
 from computeops_grid.backends.base import Backend, BackendContext, Capability
-from computeops_grid.backends.payload import wrapper_path
 from computeops_grid.bench import orch_systems as osys
 from computeops_grid.bench import report
 from computeops_grid.bench.results import Measurement, Study, WorkloadInfo, summary_rows
@@ -263,7 +263,7 @@ def run(opts: Options, progress: Callable[[Measurement], None] | None = None) ->
     out = opts.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="cops-orch-"))  # short: dockerd's exec root lives here
-    ctx = BackendContext(home=work, jobs_dir=work / "jobs", image_root=work / "images", pilot=wrapper_path())
+    ctx = BackendContext(home=work, jobs_dir=work / "jobs", image_root=work / "images", pilot=worker.pilot())
     ensure_default_image(ctx.image_root)
     systems = discover(ctx, opts, work)
     try:

@@ -1,7 +1,7 @@
 """Does a runtime work rootless? Measured: the pilot wrapper runs a payload as an unprivileged user.
 
 The check does what a grid site does: an ordinary account starts the real wrapper
-(``pilot/cops_pilot.py``, copied where that account can read it) with ``--runtime NAME
+(``worker/cops_pilot.py``, copied where that account can read it) with ``--runtime NAME
 --require-container`` on the bench image, and the payload reports its uid and exits 3.
 The adapter then builds its argv as that user (runc writes a rootless bundle, udocker drops
 ``--allow-root``...), so the cell says what really happens, not what the adapter declares.

@@ -1,7 +1,7 @@
 """The compared systems: bare metal plus every runtime, launched by the pilot wrapper's adapters.
 
 No launch code lives here: each runtime's argv comes from the adapter of the same name in
-``pilot/cops_pilot.py`` (loaded with importlib), exactly as a worker node would build it.
+``worker/cops_pilot.py`` (loaded with importlib), exactly as a worker node would build it.
 A runtime that cannot run gets a :class:`SystemInfo` row whose ``why`` is what the tool
 found out: binary not on PATH, no adapter in the wrapper, or the runtime's own error line
 from a probe run of ``/bin/true``.
@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid import worker
 from computeops_grid.bench.results import SystemInfo
 from computeops_grid.bench.runner import System
 from computeops_grid.bench.workloads import Paths
@@ -102,7 +102,7 @@ class Adapter:
 def load_pilot() -> ModuleType:
     """The pilot wrapper as a module (it is a single stdlib file, not a package)."""
     try:
-        path = wrapper_path()
+        path = worker.pilot()
     except FileNotFoundError as exc:
         raise RuntimeSetupError(str(exc), hint="reinstall cops-grid: the wrapper ships with it") from exc
     spec = importlib.util.spec_from_file_location("cops_pilot", path)

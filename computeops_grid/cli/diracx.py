@@ -9,9 +9,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from computeops_grid.backends.diracx_client import DiracXClient, check_credentials, default_credentials_path
+from computeops_grid.backends.dirac.agent import run_job, waiting_jobs
+from computeops_grid.backends.dirac.diracx_client import (
+    DiracXClient,
+    check_credentials,
+    default_credentials_path,
+)
 from computeops_grid.cli.output import info, print_json, want_json
-from computeops_grid.diracx_pilot import run_job, waiting_jobs
 from computeops_grid.errors import ConfigError, UsageError
 
 app = typer.Typer(help="Work with a DiracX server from the pilot side.", add_completion=False)

@@ -1,4 +1,4 @@
-"""``cops-grid pilot ARGS...``: the pilot wrapper (``pilot/cops_pilot.py``) run on this machine.
+"""``cops-grid pilot ARGS...``: the pilot wrapper (``worker/cops_pilot.py``) run here.
 
 Every argument goes to the wrapper's own ``main`` unchanged (``cops-grid pilot --help`` shows
 the wrapper's help), and the command exits with the wrapper's exit code.
@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid import worker
 from computeops_grid.errors import ConfigError
 
 _ARGS = "cops_grid.pilot.args"
@@ -23,7 +23,7 @@ _ARGS = "cops_grid.pilot.args"
 def load_wrapper() -> ModuleType:
     """Import the shipped wrapper file as a module (it is a script, not part of the package)."""
     try:
-        path = wrapper_path()
+        path = worker.pilot()
     except FileNotFoundError as exc:
         raise ConfigError(str(exc), hint="reinstall cops-grid: the pilot wrapper is package data") from None
     spec = importlib.util.spec_from_file_location("cops_pilot", path)

@@ -12,8 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from computeops_grid.backends.payload import wrapper_path
-from computeops_grid.validation.plan import probes_dir
+from computeops_grid import worker
 
 BUNDLE_NAME = "cops-validation.pyz"
 RESULT_NAME = "validation-result.json"
@@ -29,12 +28,12 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) ->
 
 def build_bundle(plan: dict[str, Any], dest: Path) -> Path:
     """Write the zipapp to ``dest`` (a file path) atomically and return it."""
-    source = probes_dir()
+    source = worker.folder()
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     with zipfile.ZipFile(tmp, "w") as archive:
         _add(archive, "__main__.py", (source / "run_probes.py").read_bytes())
         _add(archive, "plan.json", json.dumps(plan, indent=1, sort_keys=True).encode())
-        _add(archive, "cops_pilot.py", wrapper_path().read_bytes(), 0o755)
+        _add(archive, "cops_pilot.py", worker.pilot().read_bytes(), 0o755)
         for probe in sorted((source / "probes").glob("*.py")):
             _add(archive, f"probes/{probe.name}", probe.read_bytes(), 0o755)
     with open(tmp, "r+b") as handle:  # a zipapp may start with a shebang line

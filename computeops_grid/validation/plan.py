@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from computeops_grid.errors import ConfigError
@@ -20,14 +19,6 @@ PROBES = (
     "gpu",
     "credentials",
 )
-
-
-def probes_dir() -> Path:
-    """``site-validation/`` of this installation (source tree or editable install)."""
-    folder = Path(__file__).resolve().parents[2] / "site-validation"
-    if not (folder / "probes").is_dir():
-        raise ConfigError(f"site-validation probes not found in {folder}", hint="reinstall cops-grid")
-    return folder
 
 
 def _pilot_args(campaign: Campaign, site: Site) -> list[str]:

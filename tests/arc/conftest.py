@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.arc import ArcBackend, ArcSettings
+from computeops_grid.backends.arc.backend import ArcBackend, ArcSettings
 from computeops_grid.backends.base import BackendContext
 from tests.services.arc import CERTS, ArcCE
 from tests.services.grid_jobs import IMAGE_ROOTS, pilot_file

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends import arc_states
-from computeops_grid.backends.arc import ArcBackend, ArcSettings
-from computeops_grid.backends.arc_cli import ArcCli
-from computeops_grid.backends.arc_cli_output import parse_arcinfo, parse_arcstat, parse_arcsub, tool_error
-from computeops_grid.backends.arc_desc import DescOptions, xrsl
+from computeops_grid.backends.arc import states as arc_states
+from computeops_grid.backends.arc.backend import ArcBackend, ArcSettings
+from computeops_grid.backends.arc.cli import ArcCli
+from computeops_grid.backends.arc.cli_output import parse_arcinfo, parse_arcstat, parse_arcsub, tool_error
+from computeops_grid.backends.arc.desc import DescOptions, xrsl
 from computeops_grid.backends.base import BackendContext
 from computeops_grid.errors import BackendError
 from computeops_grid.jobs.state import JobState

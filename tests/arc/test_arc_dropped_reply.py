@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from computeops_grid.backends.arc_rest import ArcRest
+from computeops_grid.backends.arc.rest import ArcRest
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic.follow import refresh
 from computeops_grid.logic.session import Session

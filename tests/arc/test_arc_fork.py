@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.arc import ArcBackend, ArcSettings
+from computeops_grid.backends.arc.backend import ArcBackend, ArcSettings
 from computeops_grid.backends.base import BackendContext
 from tests.arc.test_arc_transports import TRANSPORTS, hello_and_42
 from tests.services.arc import CERTS, ArcCE, start_arc

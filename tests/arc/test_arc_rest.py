@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.arc import ArcBackend
+from computeops_grid.backends.arc.backend import ArcBackend
 from computeops_grid.errors import BackendUnavailable, CredentialError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState

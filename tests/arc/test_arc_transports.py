@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.arc import ArcBackend
+from computeops_grid.backends.arc.backend import ArcBackend
 from computeops_grid.jobs.loader import load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.diracx import DiracXBackend, DiracXSettings
-from computeops_grid.backends.diracx_client import DiracXClient
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.backends.dirac.diracx import DiracXBackend, DiracXSettings
+from computeops_grid.backends.dirac.diracx_client import DiracXClient
 from tests.services.diracx import DiracXServer
 
 
@@ -36,7 +36,7 @@ def alice(diracx_server: DiracXServer, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture
 def backend(diracx_server: DiracXServer, alice: Path, tmp_path: Path, image_root: Path) -> DiracXBackend:
     ctx = BackendContext(
-        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=image_root, pilot=wrapper_path()
+        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=image_root, pilot=worker.pilot()
     )
     return DiracXBackend(DiracXSettings(url=diracx_server.url, credentials=alice), ctx)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.diracx_client import DiracXClient
+from computeops_grid.backends.dirac.diracx_client import DiracXClient
 from tests.conftest import Cli
 from tests.services.diracx import DiracXServer
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.service, pytest.mark.slow]
 # the process exits abruptly (os._exit, no clean-up) when it is about to send its 2nd batch
 CRASHING_SUBMIT = """
 import os, sys
-from computeops_grid.backends import diracx_client
+from computeops_grid.backends.dirac import diracx_client
 real, sent = diracx_client.DiracXClient.submit, []
 def submit(self, texts):
     if sent:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.dirac import DiracBackend, DiracSettings, parse_status
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.backends.dirac.legacy import DiracBackend, DiracSettings, parse_status
 from computeops_grid.errors import BackendUnavailable
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
@@ -45,7 +45,7 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_root: Path) -
 @pytest.fixture
 def backend(tmp_path: Path, image_root: Path) -> DiracBackend:
     ctx = BackendContext(
-        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=image_root, pilot=wrapper_path()
+        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=image_root, pilot=worker.pilot()
     )
     return DiracBackend(DiracSettings(python=sys.executable), ctx)
 

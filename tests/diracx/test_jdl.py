@@ -16,7 +16,8 @@ from DIRACCommon.WorkloadManagementSystem.Utilities.ParametricJob import (
     getParameterVectorLength,
 )
 
-from computeops_grid.backends import jdl
+from computeops_grid import worker
+from computeops_grid.backends.dirac import jdl
 from computeops_grid.errors import JobFileError
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
@@ -88,7 +89,7 @@ def test_arguments_dirac_cannot_carry_go_through_the_launcher(arg: str) -> None:
 
 def test_launcher_execs_the_wrapper_with_the_decoded_arguments(tmp_path: Path) -> None:
     """The real launcher file, with a stand-in wrapper next to it that echoes its argv."""
-    shutil.copy(jdl.launcher_path(), tmp_path / jdl.LAUNCHER_FILE)
+    shutil.copy(worker.path(worker.DIRAC_LAUNCHER), tmp_path / jdl.LAUNCHER_FILE)
     (tmp_path / "cops_pilot.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
     args = ["--image", "x", "--", "sh", "-c", 'echo "a;b" [c]']
     _, (word,) = jdl.command_line(args)

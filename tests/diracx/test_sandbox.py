@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from computeops_grid.backends.sandbox import UnsafeSandbox, build_archive, extract_archive
+from computeops_grid.backends.common.sandbox import UnsafeSandbox, build_archive, extract_archive
 
 
 def hostile(member: tarfile.TarInfo, data: bytes = b"") -> bytes:

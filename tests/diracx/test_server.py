@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from computeops_grid.backends.diracx import DiracXBackend
-from computeops_grid.backends.diracx_client import DiracXClient
-from computeops_grid.backends.sandbox import Archive, UnsafeSandbox, build_archive
-from computeops_grid.diracx_pilot import run_job
+from computeops_grid.backends.common.sandbox import Archive, UnsafeSandbox, build_archive
+from computeops_grid.backends.dirac.agent import run_job
+from computeops_grid.backends.dirac.diracx import DiracXBackend
+from computeops_grid.backends.dirac.diracx_client import DiracXClient
 from computeops_grid.errors import CredentialError
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord

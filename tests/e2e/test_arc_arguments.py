@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import json
 
-from computeops_grid.backends import arc_desc as desc
-from computeops_grid.backends.payload import PILOT_FILE
+from computeops_grid import worker
+from computeops_grid.backends.arc import desc
+from computeops_grid.backends.common.payload import PILOT_FILE
 from tests.services.grid_jobs import record
 
 
@@ -37,4 +38,4 @@ def test_shell_expansions_travel_base64_through_the_launcher() -> None:
     xrsl = desc.xrsl(job, opts, sources={desc.LAUNCHER_FILE: "/x/launch.py"})
     assert f'(executable="{desc.LAUNCHER_FILE}")(arguments="{word}")' in xrsl
     assert f'("{desc.LAUNCHER_FILE}" "/x/launch.py")' in xrsl
-    assert desc.launcher_path().is_file()
+    assert worker.path(worker.DIRAC_LAUNCHER).is_file()

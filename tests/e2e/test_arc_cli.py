@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from computeops_grid.backends.arc_rest import ArcRest
+from computeops_grid.backends.arc.rest import ArcRest
 from tests.conftest import EXAMPLES, Cli, configure_backend
 from tests.e2e.helpers import rows, sleep_job, submitted_id, wait_gone, wait_present, wait_state
 from tests.services.arc import CERTS, ArcCE

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.htcondor_ce import HTCondorCEBackend, HTCondorCESettings
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.backends.htcondor_ce.backend import HTCondorCEBackend, HTCondorCESettings
 from computeops_grid.errors import BackendUnavailable, CredentialError
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
@@ -28,7 +28,7 @@ def closed_port() -> int:
 
 @pytest.fixture
 def backend(tmp_path: Path, token_file: Path) -> HTCondorCEBackend:
-    ctx = BackendContext(home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=tmp_path, pilot=wrapper_path())
+    ctx = BackendContext(home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=tmp_path, pilot=worker.pilot())
     return HTCondorCEBackend(HTCondorCESettings(ce=f"127.0.0.1:{closed_port()}"), ctx)
 
 

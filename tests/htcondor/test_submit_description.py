@@ -9,9 +9,9 @@ from pathlib import Path
 import htcondor
 import pytest
 
+from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.htcondor_ce import HTCondorCEBackend, HTCondorCESettings
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.backends.htcondor_ce.backend import HTCondorCEBackend, HTCondorCESettings
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 
@@ -36,7 +36,7 @@ def records(n: int, bulk: str | None = None, **spec: object) -> list[JobRecord]:
 
 @pytest.fixture
 def backend(tmp_path: Path, token_file: Path) -> HTCondorCEBackend:
-    ctx = BackendContext(home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=tmp_path, pilot=wrapper_path())
+    ctx = BackendContext(home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=tmp_path, pilot=worker.pilot())
     return HTCondorCEBackend(HTCondorCESettings(ce=CE), ctx)
 
 
@@ -86,7 +86,7 @@ def test_single_job_ad_routes_to_the_ce_with_the_token(backend: HTCondorCEBacken
     assert ad["ScitokensFile"] == str(token_file)
     assert (ad["xcount"], ad["maxMemory"], ad["maxWallTime"]) == (4, 8192, 90)
     assert (ad["RequestCpus"], ad["RequestMemory"]) == (4, 8192)
-    assert ad["Cmd"] == str(wrapper_path())
+    assert ad["Cmd"] == str(worker.pilot())
     assert ad["CopsGridId"] == "c0ffee000000"
     assert ad["Iwd"] == str(backend.context.jobs_dir / "c0ffee000000")
     assert (ad["ShouldTransferFiles"], ad["WhenToTransferOutput"]) == ("YES", "ON_EXIT")

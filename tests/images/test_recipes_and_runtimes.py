@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid import worker
 from computeops_grid.images.operations import publish_sources
 from computeops_grid.images.recipes import convert
 
@@ -83,7 +83,7 @@ def test_published_image_runs_identically_on_three_runtimes(built_image: BuiltIm
         work.mkdir()
         argv = [
             sys.executable,
-            str(wrapper_path()),
+            str(worker.pilot()),
             "--image",
             "docker://cops/test:v1",
             "--image-root",

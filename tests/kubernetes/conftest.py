@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.kubernetes import KubernetesBackend, KubernetesSettings
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid.backends.kubernetes.backend import KubernetesBackend, KubernetesSettings
 from tests.services.podman_kube import PodmanKube, podman_kube
 
 
@@ -23,6 +23,6 @@ def kube_play(image_root: Path) -> Iterator[PodmanKube]:
 
 def make_backend(tmp_path: Path, **settings: object) -> KubernetesBackend:
     context = BackendContext(
-        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=tmp_path, pilot=wrapper_path()
+        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=tmp_path, pilot=worker.pilot()
     )
     return KubernetesBackend(KubernetesSettings.model_validate(settings), context)

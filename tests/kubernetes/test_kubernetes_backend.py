@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 from kubernetes import client as k8s
 
-from computeops_grid.backends import k8s_manifest as km
-from computeops_grid.backends.kubernetes import pod_status
+from computeops_grid.backends.kubernetes import manifest as km
+from computeops_grid.backends.kubernetes.backend import pod_status
 from computeops_grid.jobs.state import JobState
 from tests.conftest import Cli
 from tests.kubernetes.conftest import make_backend

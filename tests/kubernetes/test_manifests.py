@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from computeops_grid.backends import k8s_manifest as km
+from computeops_grid.backends.kubernetes import manifest as km
 from computeops_grid.errors import CredentialError
 from tests.conftest import EXAMPLES
 from tests.kubernetes.conftest import make_backend

@@ -1,6 +1,6 @@
 """Fixtures for the pilot wrapper: a DUCC-like busybox image in a squashfs CVMFS stand-in, an
 unprivileged user, udocker reachable by that user, and a runner that starts the real wrapper
-(``/usr/bin/python3 pilot/cops_pilot.py``) inside private namespaces built by ``nsexec.py``."""
+(``python3 worker/cops_pilot.py``) inside private namespaces built by ``nsexec.py``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid import worker
 
 HERE = Path(__file__).resolve().parent
 NSEXEC = HERE / "nsexec.py"
@@ -199,7 +199,7 @@ class PilotRunner:
             "COPS_PILOT_CONFIG": os.devnull,
         }
         full_env.update(env or {})
-        pilot = [PYTHON, str(wrapper_path()), "--workdir", str(workdir)]
+        pilot = [PYTHON, str(worker.pilot()), "--workdir", str(workdir)]
         if report:
             pilot += ["--report", "report.json"]
         return [*ns, "--", *pilot, *args], full_env, workdir

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid import worker
 from computeops_grid.bench.daemons import PrivateDockerd, docker_cli
 from tests.services.dockerd import private_dockerd
 
@@ -31,7 +31,7 @@ def dockerd() -> Iterator[PrivateDockerd]:
 def pilot(
     daemon: PrivateDockerd, image_root: Path, workdir: Path, *command: str
 ) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, str(wrapper_path()), "--image", "docker://busybox:latest", "--image-root",
+    argv = [sys.executable, str(worker.pilot()), "--image", "docker://busybox:latest", "--image-root",
             str(image_root), "--runtime", "docker", "--workdir", str(workdir), "--env", "GREETING=hi", "--",
             *command]  # fmt: skip
     env = {

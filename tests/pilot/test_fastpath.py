@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid import worker
 from computeops_grid.cli.pilot import load_wrapper
 
 from .conftest import PYTHON, make_rootfs
@@ -131,7 +131,7 @@ def test_probe_cache_round_trip(pilot: ModuleType, tmp_path: Path) -> None:
 
 
 def _host(tmp_path: Path, command: list[str], **popen: object) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, str(wrapper_path()), "--workdir", str(tmp_path), "--image", "host:", "--", *command]
+    argv = [PYTHON, str(worker.pilot()), "--workdir", str(tmp_path), "--image", "host:", "--", *command]
     env = {"PATH": "/usr/bin:/bin", "COPS_PILOT_CONFIG": os.devnull}
     return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=60, **popen)  # type: ignore[call-overload, no-any-return]
 
@@ -194,7 +194,7 @@ def test_hot_path_imports_nothing_heavy(tmp_path: Path) -> None:
     rootfs = make_rootfs(tmp_path / "rootfs")
     env_args = ["--workdir", str(tmp_path), "--report", "r.json"]
     container = [
-        str(wrapper_path()),
+        str(worker.pilot()),
         "--image",
         str(rootfs),
         "--runtime",
@@ -204,6 +204,6 @@ def test_hot_path_imports_nothing_heavy(tmp_path: Path) -> None:
         "/bin/true",
     ]
     subprocess.run([PYTHON, *container], check=True, cwd=tmp_path, env=env)  # cold: probes, fills the cache
-    host = [str(wrapper_path()), "--image", "host:", *env_args, "--", "true"]
+    host = [str(worker.pilot()), "--image", "host:", *env_args, "--", "true"]
     for argv in (container, host):
         assert imported(argv) - baseline - {"imported package"} == {"select"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid import worker
 
 from .conftest import PYTHON, PilotRunner
 
@@ -38,7 +38,7 @@ def _pilot(
 ) -> subprocess.CompletedProcess[str]:
     workdir = tmp_path / "wd"
     workdir.mkdir(exist_ok=True)
-    argv = [PYTHON, str(wrapper_path()), "--workdir", str(workdir), "--report", "r.json", *args]
+    argv = [PYTHON, str(worker.pilot()), "--workdir", str(workdir), "--report", "r.json", *args]
     return subprocess.run(
         argv, env=env or _env(tmp_path), check=False, capture_output=True, text=True, timeout=60
     )
@@ -97,7 +97,7 @@ def test_host_forwards_sigterm_to_payload(tmp_path: Path) -> None:
     workdir = tmp_path / "wd"
     workdir.mkdir()
     script = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"
-    argv = [PYTHON, str(wrapper_path()), "--workdir", str(workdir), "--image", "host:", "--"]
+    argv = [PYTHON, str(worker.pilot()), "--workdir", str(workdir), "--image", "host:", "--"]
     with subprocess.Popen(
         [*argv, "/bin/sh", "-c", script],
         env=_env(tmp_path),
@@ -136,7 +136,7 @@ def test_host_dry_run_runs_nothing(tmp_path: Path) -> None:
 
 
 def test_host_dry_run_without_workdir_as_site_validation_calls_it(tmp_path: Path) -> None:
-    argv = [PYTHON, str(wrapper_path()), "--image", "host:", "--dry-run", "--", "true"]
+    argv = [PYTHON, str(worker.pilot()), "--image", "host:", "--dry-run", "--", "true"]
     proc = subprocess.run(argv, env=_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("runtime: host\n")
@@ -164,7 +164,7 @@ def test_host_refusals_are_one_line_240(tmp_path: Path, extra: list[str], needle
 def test_list_runtimes_accepts_host_image(tmp_path: Path) -> None:
     args = ["--list-runtimes", "--json", "--image", "host:", "--runtime", "proot"]
     proc = subprocess.run(
-        [PYTHON, str(wrapper_path()), *args], env=_env(tmp_path), capture_output=True, text=True, check=False
+        [PYTHON, str(worker.pilot()), *args], env=_env(tmp_path), capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
     entries = json.loads(proc.stdout)["runtimes"]

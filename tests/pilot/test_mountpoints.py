@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.payload import wrapper_path
+from computeops_grid import worker
 
 from .conftest import IMAGE_BARE, PilotRunner, make_rootfs
 
@@ -98,7 +98,7 @@ def test_default_busybox_image_runs_directly(tmp_path: Path, rt: str) -> None:
     workdir = tmp_path / "wd"
     workdir.mkdir()
     env = {**os.environ, "COPS_PILOT_CACHE_DIR": str(tmp_path / "cache"), "COPS_PILOT_CONFIG": os.devnull}
-    argv = [sys.executable, str(wrapper_path()), "--image", "docker://busybox:latest", "--image-root"]
+    argv = [sys.executable, str(worker.pilot()), "--image", "docker://busybox:latest", "--image-root"]
     argv += [str(root), "--runtime", rt, "--workdir", str(workdir), "--report", "r.json", "-v"]
     proc = subprocess.run(
         [*argv, "--", "/bin/sh", "-c", "pwd; echo x > out; exit 7"],

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from computeops_grid import worker
 from computeops_grid.backends.base import Backend
-from computeops_grid.backends.payload import wrapper_path
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -21,7 +21,7 @@ IMAGE_ROOTS: list[Path] = []  # the session's image repository, set by the arc_c
 def pilot_file() -> Path:
     """The real wrapper once it is complete in the tree, else the stand-in (see its docstring)."""
     try:
-        path = wrapper_path()
+        path = worker.pilot()
     except FileNotFoundError:
         return STAND_IN
     return path if "__main__" in path.read_text() else STAND_IN

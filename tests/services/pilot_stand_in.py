@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stand-in for pilot/cops_pilot.py, used by the grid tests only while the real wrapper
+"""Stand-in for worker/cops_pilot.py, used by the grid tests only while the real wrapper
 has not landed in the tree. It honours the wrapper's command-line contract
 (``--image X --report F [--workdir D] [--env K=V]... -- CMD ARGS``), runs CMD without a
 container and writes the report with ``exit_code``. The tests prefer the real wrapper.

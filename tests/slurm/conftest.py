@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
+from computeops_grid.backends.slurm.backend import SlurmBackend, SlurmSettings
 from tests.services.grid_jobs import pilot_file
 from tests.services.slurm import SlurmCluster, world_dir
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
+from computeops_grid.backends.slurm.backend import SlurmBackend, SlurmSettings
 from computeops_grid.errors import BackendUnavailable
 from computeops_grid.jobs.state import JobState
 from tests.services.grid_jobs import record, settle, submit_ok, wait_for

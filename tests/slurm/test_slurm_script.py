@@ -6,9 +6,9 @@ import shlex
 from pathlib import Path
 
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.slurm import SlurmBackend, SlurmSettings
-from computeops_grid.backends.slurm_script import Directives, array_spec, job_script, sbatch_options
-from computeops_grid.backends.slurm_status import parse_sacct, parse_squeue, to_status
+from computeops_grid.backends.slurm.backend import SlurmBackend, SlurmSettings
+from computeops_grid.backends.slurm.script import Directives, array_spec, job_script, sbatch_options
+from computeops_grid.backends.slurm.status import parse_sacct, parse_squeue, to_status
 from computeops_grid.jobs.state import JobState
 from tests.services.grid_jobs import record
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.payload import wrapper_path
-from computeops_grid.backends.swarm import SwarmBackend, SwarmSettings
+from computeops_grid.backends.swarm.backend import SwarmBackend, SwarmSettings
 from computeops_grid.bench.daemons import PrivateDockerd
 from tests.services.dockerd import private_dockerd
 
@@ -23,7 +23,7 @@ def make_backend(
     daemon: PrivateDockerd, tmp_path: Path, image_root: Path, **settings: object
 ) -> SwarmBackend:
     context = BackendContext(
-        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=image_root, pilot=wrapper_path()
+        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=image_root, pilot=worker.pilot()
     )
     return SwarmBackend(SwarmSettings.model_validate({"docker_host": daemon.host, **settings}), context)
 

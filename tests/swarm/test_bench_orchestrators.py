@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.backends.payload import wrapper_path
-from computeops_grid.backends.slurm import SlurmBackend
+from computeops_grid.backends.slurm.backend import SlurmBackend
 from computeops_grid.bench import daemons
 from computeops_grid.bench import orch_systems as osys
 from computeops_grid.bench import orchestrators as orch
@@ -45,7 +45,7 @@ def _cmdlines() -> list[str]:
 @pytest.mark.usefixtures("slurm_installed")
 def test_private_slurm_runs_jobs_and_is_gone_after_stop(tmp_path: Path) -> None:
     ctx = BackendContext(
-        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=tmp_path / "img", pilot=wrapper_path()
+        home=tmp_path, jobs_dir=tmp_path / "jobs", image_root=tmp_path / "img", pilot=worker.pilot()
     )
     system = osys.slurm_system(ctx, None, cpus=8)
     assert system.info.available, system.info.why

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from computeops_grid.backends.docker_image import CACHE_REPO, ensure_engine_image
-from computeops_grid.backends.swarm import SwarmBackend, safe_extract
+from computeops_grid.backends.common.docker_image import CACHE_REPO, ensure_engine_image
+from computeops_grid.backends.swarm.backend import SwarmBackend, safe_extract
 from computeops_grid.bench.daemons import PrivateDockerd
 from computeops_grid.jobs.state import JobState
 from tests.conftest import EXAMPLES

@@ -8,9 +8,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-PROBES = ROOT / "site-validation" / "probes"
-PILOT = ROOT / "pilot" / "cops_pilot.py"
+from computeops_grid import worker
+
+PROBES = worker.path(worker.PROBES)
+PILOT = worker.pilot()
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""ARC CEs over REST or through the arc* client tools."""

@@ -1,0 +1,217 @@
+"""The ARC CE REST interface (``/arex/rest/1.0`` on A-REX 6, ``1.1`` on ARC 7) over ``requests``.
+
+The user's proxy is the TLS client certificate; the CE's CA directory verifies the server.
+Errors become one message naming the CE: a connection that never got through is
+:class:`BackendUnavailable` (safe to retry), a request that may have reached the CE
+(timeout or dropped connection after sending) is :class:`BackendUnavailable` with
+``uncertain`` set, so a submit is never repeated blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout, RequestException, SSLError
+
+from computeops_grid.backends.arc.delegation import load_proxy, sign_csr
+from computeops_grid.errors import BackendError, BackendUnavailable, CopsError, CredentialError
+
+log = logging.getLogger(__name__)
+VERSIONS = ("1.1", "1.0")
+
+
+class Uncertain(BackendUnavailable):
+    """The request may have reached the CE; only a lookup can tell what happened."""
+
+    uncertain = True  # never retried blindly (see retry.with_retries)
+
+
+def rest_base(ce: str) -> str:
+    """``arc://host``, ``host[:port]`` or ``https://host:port/arex`` -> ``https://host:port/arex``."""
+    text = ce if "://" in ce else f"https://{ce}"
+    parts = urlsplit(text)
+    port = f":{parts.port}" if parts.port else ""
+    path = parts.path.rstrip("/")
+    if not path or parts.scheme == "arc":
+        path = "/arex"
+    return f"https://{parts.hostname}{port}{path}"
+
+
+def _as_list(payload: Any, key: str = "job") -> list[dict[str, Any]]:
+    """A-REX answers an object for one item and a list for several."""
+    value = payload.get(key, []) if isinstance(payload, dict) else []
+    return [value] if isinstance(value, dict) else [v for v in value if isinstance(v, dict)]
+
+
+class ArcRest:
+    """One CE, one proxy. ``delegation_id`` is created on first use and reused."""
+
+    def __init__(
+        self, ce: str, proxy: Path, ca_dir: str, *, timeout: float = 30.0, name: str = "arc"
+    ) -> None:
+        self.base = rest_base(ce)
+        self.proxy = proxy
+        self.timeout = timeout
+        self.name = name
+        self.session = requests.Session()
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        self.session.cert = str(proxy)
+        self.session.verify = ca_dir
+        self.session.headers["Accept"] = "application/json"
+        self._version: str | None = None
+        self._delegation: str | None = None
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _request(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kw: Any
+    ) -> requests.Response:
+        url = path if path.startswith("https://") else f"{self.api}/{path}"
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kw)
+        except SSLError as exc:
+            raise BackendError(
+                f"TLS with {self.base} failed: {exc}",
+                backend=self.name,
+                hint="check the CE's CA in X509_CERT_DIR and your proxy (`cops-grid proxy info`)",
+            ) from None
+        except (ConnectTimeout, RequestsConnectionError) as exc:
+            if isinstance(exc, ConnectTimeout) or "NewConnectionError" in repr(exc) or "refused" in str(exc):
+                raise BackendUnavailable(
+                    f"cannot reach the CE {self.base}: {_short(exc)}",
+                    backend=self.name,
+                    hint="the CE is down or the host/port is wrong; `cops-grid backends` checks it",
+                ) from None
+            raise Uncertain(
+                f"the CE {self.base} dropped the connection: {_short(exc)}",
+                backend=self.name,
+                hint="`cops-grid sync` asks the CE whether the request arrived",
+            ) from None
+        except RequestException as exc:
+            raise Uncertain(
+                f"no answer from the CE {self.base}: {_short(exc)}",
+                backend=self.name,
+                hint="`cops-grid sync` asks the CE whether the request arrived",
+            ) from None
+        if response.status_code not in ok:
+            raise self._http_error(response, method, path)
+        return response
+
+    def _http_error(self, response: requests.Response, method: str, path: str) -> CopsError:
+        said = response.reason or response.text.strip()[:200]
+        where = path.split("?", maxsplit=1)[0]
+        what = f"the CE {self.base} answered {response.status_code} {said} to {method} {where}"
+        if response.status_code in (401, 403):
+            return CredentialError(
+                what, hint="is your proxy's VO allowed on this CE? check with `cops-grid proxy info`"
+            )
+        if response.status_code >= 500:
+            return BackendUnavailable(what, backend=self.name, hint="the CE has a problem; retry later")
+        return BackendError(what, backend=self.name)
+
+    @property
+    def api(self) -> str:
+        if self._version is None:
+            self._version = self.discover_version()
+        return f"{self.base}/rest/{self._version}"
+
+    def discover_version(self) -> str:
+        """The newest REST version both sides speak (``GET /arex/rest``)."""
+        payload = self._request("GET", f"{self.base}/rest").json()
+        offered = payload.get("version", []) if isinstance(payload, dict) else []
+        offered = [offered] if isinstance(offered, str) else offered
+        for version in VERSIONS:
+            if version in offered:
+                return version
+        raise BackendError(
+            f"the CE {self.base} offers REST versions {offered}, none of {VERSIONS}", backend=self.name
+        )
+
+    # -- operations -----------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("GET", "info").json()
+        return data
+
+    def delegate(self) -> str:
+        """Create a delegation on the CE (its CSR signed with the proxy); reused afterwards."""
+        if self._delegation is None:
+            response = self._request("POST", "delegations?action=new")
+            # A-REX 6 answers Location: /arex/rest/1.0/delegations?action=new/<id>
+            delegation = response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
+            chain = sign_csr(response.content, load_proxy(self.proxy))
+            self._request(
+                "PUT",
+                f"delegations/{delegation}",
+                data=chain,
+                headers={"Content-Type": "application/x-pem-file"},
+            )
+            self._delegation = delegation
+        return self._delegation
+
+    def submit(self, description: str) -> list[dict[str, Any]]:
+        """Submit one or several ADL descriptions; one result per description, in order."""
+        response = self._request(
+            "POST", "jobs?action=new", data=description.encode(), headers={"Content-Type": "application/xml"}
+        )
+        return _as_list(response.json())
+
+    def upload(self, job_id: str, name: str, data: bytes) -> None:
+        self._request("PUT", f"jobs/{job_id}/session/{name}", data=data)
+
+    def _action(self, action: str, ids: list[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        body = {"job": [{"id": i} for i in ids]}
+        return _as_list(self._request("POST", f"jobs?action={action}", json=body).json())
+
+    def status(self, ids: list[str]) -> dict[str, str]:
+        return {j["id"]: str(j.get("state", "")) for j in self._action("status", ids) if "id" in j}
+
+    def activities(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """GLUE2 ComputingActivity per job (Name, State, ExitCode, Error, ...)."""
+        out: dict[str, dict[str, Any]] = {}
+        for job in self._action("info", ids):
+            activity = job.get("info_document", {}).get("ComputingActivity", {})
+            if "id" in job and isinstance(activity, dict):
+                out[job["id"]] = activity
+        return out
+
+    def kill(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self._action("kill", ids)
+
+    def clean(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self._action("clean", ids)
+
+    def list_jobs(self) -> list[str]:
+        response = self._request("GET", "jobs")
+        if not response.content.strip():  # A-REX 6 answers an empty body when the user has no jobs
+            return []
+        return [j["id"] for j in _as_list(response.json()) if "id" in j]
+
+    def session_files(self, job_id: str) -> list[str]:
+        payload = self._request("GET", f"jobs/{job_id}/session").json()
+        files = payload.get("file", []) if isinstance(payload, dict) else []
+        return [files] if isinstance(files, str) else [str(f) for f in files]
+
+    def download(self, job_id: str, name: str) -> bytes:
+        return self._request("GET", f"jobs/{job_id}/session/{name}").content
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "timed out",
+        "RemoteDisconnected",
+        "Connection aborted",
+        "reset by peer",
+    ):
+        if marker in text:
+            return marker
+    return text[:160]

@@ -1,0 +1,80 @@
+"""Job directories on a shared filesystem: stage inputs in, collect declared outputs out.
+
+Used by batch backends whose worker nodes see the client's job directory (Slurm) and
+by backends that upload a job's files from it (ARC). Output globs are matched inside
+the job directory only; a match that resolves outside it (symlink, ``..``) is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from computeops_grid.backends.common.payload import PILOT_FILE
+from computeops_grid.errors import JobFileError
+from computeops_grid.jobs.record import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+def job_workdir(job: JobRecord, jobs_dir: Path) -> Path:
+    """The job's directory (``jobs_dir/<id>`` unless the store already set one); recorded on the job."""
+    if job.workdir is None:
+        job.workdir = jobs_dir / job.id
+    return job.workdir
+
+
+def input_sources(job: JobRecord) -> list[Path]:
+    """The job's input files as paths on this machine (relative to the job file's directory)."""
+    base = Path(job.source).parent if job.source else Path.cwd()
+    sources = []
+    for item in job.spec.inputs:
+        path = Path(item) if Path(item).is_absolute() else base / item
+        if not path.is_file():
+            raise JobFileError(
+                f"input file {path} does not exist",
+                path=job.source,
+                field="inputs",
+                hint="inputs are paths relative to the job file; fix the path or create the file",
+            )
+        sources.append(path)
+    return sources
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` to ``dest`` (cheap for 1,000 jobs), copying across filesystems."""
+    if dest.exists():
+        dest.unlink()
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def prepare(job: JobRecord, jobs_dir: Path, pilot: Path) -> Path:
+    """Create the job directory with the pilot wrapper and the input files in it."""
+    workdir = job_workdir(job, jobs_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    link_or_copy(pilot, workdir / PILOT_FILE)
+    for src in input_sources(job):
+        link_or_copy(src, workdir / src.name)
+    return workdir
+
+
+def collect_outputs(job: JobRecord, workdir: Path, dest: Path) -> list[Path]:
+    """Copy the files matching the job's output globs from ``workdir`` to ``dest``."""
+    root = workdir.resolve()
+    copied: list[Path] = []
+    for pattern in job.spec.outputs:
+        for match in sorted(root.glob(pattern)):
+            real = match.resolve()
+            if not real.is_file() or not real.is_relative_to(root):
+                log.warning("skipping output %s of job %s: not a file inside the job dir", match, job.id)
+                continue
+            target = dest / match.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(real, target)
+            copied.append(target)
+    return copied

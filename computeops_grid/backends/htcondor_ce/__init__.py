@@ -1,0 +1,1 @@
+"""HTCondor-CE: grid-universe submit descriptions through the htcondor bindings."""

@@ -1,0 +1,1 @@
+"""Kubernetes: batch/v1 Jobs (Indexed for parametric jobs)."""

@@ -1,0 +1,1 @@
+"""Slurm through its client commands: sbatch arrays, squeue/sacct status, scancel."""

@@ -1,0 +1,1 @@
+"""Docker Swarm: one replicated-job service per job."""

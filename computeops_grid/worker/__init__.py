@@ -1,0 +1,42 @@
+"""Files that run on the worker node, shipped with jobs: found one way, as package data.
+
+Everything here is standard-library Python 3.6+ and is never imported by the client
+(the client reads and ships the files): the pilot wrapper ``cops_pilot.py``, the
+site-validation probes (``probes/check_*.py`` and their ``probelib.py``) with their runner
+``run_probes.py``, and the DIRAC launcher ``cops_dirac_launch.py``. The same files are in
+a wheel and in a source checkout (``pilot/cops-pilot`` is a link to the wrapper here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from computeops_grid.errors import ConfigError
+
+PILOT = "cops_pilot.py"
+PROBE_RUNNER = "run_probes.py"
+PROBES = "probes"
+DIRAC_LAUNCHER = "cops_dirac_launch.py"
+
+_HERE = Path(__file__).resolve().parent
+
+
+def folder() -> Path:
+    """The directory holding every worker-side file (``run_probes.py`` and ``probes/`` too)."""
+    return _HERE
+
+
+def path(name: str) -> Path:
+    """One worker-side file or folder by name (``PILOT``, ``DIRAC_LAUNCHER``, ...)."""
+    found = _HERE / name
+    if not found.exists():
+        raise ConfigError(
+            f"worker-side file {name} is missing from {_HERE}",
+            hint="the installation is incomplete: reinstall cops-grid (pip install --force-reinstall)",
+        )
+    return found
+
+
+def pilot() -> Path:
+    """The pilot wrapper shipped with every job."""
+    return path(PILOT)

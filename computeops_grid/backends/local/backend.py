@@ -4,6 +4,10 @@ A job is *accepted* when its prepared directory is renamed to ``jobs/<id>`` (ato
 a detached runner (``local_runner.py``) then runs it, at most ``max_parallel`` at once.
 ``lookup`` finds a job by that directory and restarts a runner that never started, so a
 crash anywhere in ``submit`` leads to exactly one run.
+
+The runner and the wrapper get an allow-listed environment (``runner_env``), never the
+client's whole one: credentials in the submitting shell (tokens, proxies, cloud keys) stay
+there. A job that needs a variable declares it in its ``environment:``.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -40,6 +45,35 @@ from computeops_grid.jobs.state import JobState
 
 log = logging.getLogger(__name__)
 WRAPPER_CODES = range(240, 250)
+
+# What the pilot wrapper itself reads (worker/cops_pilot.py): PATH to find runtimes, HOME and
+# XDG_CACHE_HOME for its probe cache, the temporary directory, the runtime process's own
+# variables (host_env_for_runtime), where the docker engine is (Docker.client_env); then the
+# non-credential part of its default pass-through list (DEFAULT_PASS_ENV) and the locale.
+RUNNER_ENV = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "TMPDIR", "TEMP", "TMP",
+     "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+     "LANG", "LANGUAGE", "TZ", "OMP_NUM_THREADS", "X509_CERT_DIR", "X509_VOMS_DIR"}
+)  # fmt: skip
+RUNNER_ENV_PREFIXES = ("COPS_PILOT_", "LC_")  # the wrapper's site settings; locale categories
+# Never passed, even where an allowed name or prefix matches: a second line of defence.
+CREDENTIAL_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|AUTH|PROXY|^AWS_", re.IGNORECASE)
+SPAWN_ENV = ("PYTHONPATH", "PYTHONHOME")  # the runner imports this package as the CLI does
+
+
+def runner_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a job's runner and wrapper: the allow-list, without credentials.
+
+    The payload's own environment is built by the wrapper (PATH, HOME, its pass-through list
+    and the job's ``environment:``, given as ``--env`` in the argv), never this one.
+    """
+    env = {
+        name: value
+        for name, value in environ.items()
+        if (name in RUNNER_ENV or name.startswith(RUNNER_ENV_PREFIXES)) and not CREDENTIAL_NAME.search(name)
+    }
+    env.setdefault("PATH", os.defpath)
+    return env
 
 
 class LocalSettings(BackendSettings):
@@ -94,11 +128,11 @@ class LocalBackend:
                 shutil.copy2(src, dest)
         spec = {
             "argv": self.argv(job),
-            "env": dict(os.environ),
+            "env": runner_env(os.environ),
             "slots_dir": str(self.root / ".slots"),
             "slots": self.settings.max_parallel,
         }
-        # job.json carries the user's environment (it may name token files): owner-only
+        # job.json holds the argv with the job's declared variables: owner-only
         fd = os.open(tmp / "job.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(spec, handle)
@@ -106,7 +140,9 @@ class LocalBackend:
 
     def _spawn(self, jobdir: Path) -> None:
         """Start the job's runner fully detached: ``setsid --fork`` returns at once and the
-        runner, in its own session, is re-parented to init (no zombie, survives the CLI)."""
+        runner, in its own session, is re-parented to init (no zombie, survives the CLI).
+        It gets the filtered environment too: a long-lived process keeps no credentials."""
+        env = runner_env(os.environ) | {k: os.environ[k] for k in SPAWN_ENV if k in os.environ}
         subprocess.run(
             ["setsid", "--fork", self.settings.python, "-m", local_runner.__name__, str(jobdir)],
             stdin=subprocess.DEVNULL,
@@ -114,6 +150,7 @@ class LocalBackend:
             stderr=subprocess.DEVNULL,
             close_fds=True,
             cwd="/",
+            env=env,
             check=True,
         )
 

@@ -1,5 +1,5 @@
 """Credentials in the submitting shell stay there: nothing the local backend writes or shows
-(job dir, job.json, logs, wrapper report, store, `get`/`logs`/`list`) no payload sees them,
+(job dir, job.json, logs, wrapper report, store, `get`/`logs`/`list`), no payload sees them,
 and no running process of the job (runner, wrapper, runtime, payload) holds them.
 
 End to end: the real CLI in a subprocess, the real pilot wrapper, a busybox payload running `env`.

@@ -79,10 +79,11 @@ def cli(cops_home: Path) -> Cli:
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[SlurmCluster]:
-    """A single-node Slurm (munged + slurmctld + slurmd) on loopback."""
+    """A single-node Slurm (munged + slurmctld + slurmd) on loopback, with accounting
+    (slurmdbd on a private MariaDB), so ``sacct`` answers for jobs slurmctld forgot."""
     from tests.services.slurm import start_slurm
 
-    cluster = start_slurm()
+    cluster = start_slurm(accounting=True)
     yield cluster
     cluster.stop()
 

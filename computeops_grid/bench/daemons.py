@@ -5,7 +5,9 @@ own data root, exec root and socket under one directory, no iptables rules and n
 bridge (``--bridge=none``; containers share the loopback-only default network);
 recipe and quirks: ``shared/notes/engines-and-orchestrators.md``. The single-node
 Slurm (munged + slurmctld + slurmd on loopback) gets its own munge key and socket and
-free ports; recipe: ``shared/notes/slurm-single-node.md``.
+free ports; recipe: ``shared/notes/slurm-single-node.md``. With ``accounting=True`` it
+also gets its own MariaDB server (own datadir and socket, TCP on 127.0.0.1 only) and a
+slurmdbd on it, so ``sacct`` answers; recipe: ``docs/notes/slurmdbd-mariadb.md``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -189,7 +192,7 @@ SlurmdLogFile={root}/log/slurmd.log
 ProctrackType=proctrack/{proctrack}
 TaskPlugin=task/{task}
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+{accounting}
 JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters={select}
@@ -212,6 +215,42 @@ ConstrainRAMSpace=yes
 ConstrainSwapSpace=yes
 """
 MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
+NO_ACCOUNTING = "AccountingStorageType=accounting_storage/none"
+
+# -- accounting: slurmdbd on a private MariaDB (docs/notes/slurmdbd-mariadb.md) ----------
+
+ACCOUNTING_TOOLS = ("mariadb-install-db", "mariadbd", "mariadb", "slurmdbd", "sacctmgr", "sacct")
+# slurmctld and the client commands (sacct, sacctmgr) authenticate to slurmdbd with the
+# munge socket named in AccountingStoragePass, not AuthInfo's (they would use munge's
+# default socket otherwise). slurmctld registers the cluster itself: no sacctmgr needed.
+SLURM_ACCOUNTING = """\
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort={dbd_port}
+AccountingStoragePass={root}/msock/munge.sock"""
+# slurmdbd reads slurmdbd.conf from $SLURM_CONF's directory; it must be 0600 and owned
+# by SlurmUser. DbdHost must be `hostname -s` or "localhost" (else it acts as a backup).
+SLURMDBD_CONF = """\
+AuthType=auth/munge
+AuthInfo=socket={root}/msock/munge.sock
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort={dbd_port}
+SlurmUser=root
+LogFile={root}/log/slurmdbd.log
+PidFile={root}/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={db_port}
+StorageUser={db_user}
+StoragePass={db_pass}
+StorageLoc={db_name}
+"""
+DB_NAME, DB_USER = "slurm_acct_db", "slurm"
+# --no-defaults first: Debian's /etc/mysql/my.cnf would point at /var/lib/mysql. As root,
+# mariadbd refuses to start without --user=root. Native AIO (io_uring/libaio) off: container
+# seccomp profiles may block io_uring, and a test database needs no speed there.
+MARIADB_COMMON = ("--no-defaults", "--user=root", "--skip-name-resolve", "--innodb-use-native-aio=0")
 
 
 def world_dir(prefix: str) -> Path:
@@ -228,11 +267,22 @@ def missing_slurm_daemons() -> list[str]:
 
 @dataclass
 class SlurmCluster:
-    """A running private Slurm; client commands need :attr:`env` (its ``SLURM_CONF``)."""
+    """A running private Slurm; client commands need :attr:`env` (its ``SLURM_CONF``).
+
+    ``base`` holds what the Slurm daemons need (munged, and with accounting mariadbd and
+    slurmdbd), started first and stopped last, in reverse; ``procs`` the Slurm daemons.
+    """
 
     root: Path
     conf: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    base: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    dbd_port: int | None = None  # slurmdbd's, when started with accounting
+
+    @property
+    def accounting(self) -> bool:
+        """Whether a slurmdbd keeps this cluster's jobs (``sacct`` answers)."""
+        return self.dbd_port is not None
 
     @property
     def env(self) -> dict[str, str]:
@@ -260,22 +310,32 @@ class SlurmCluster:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        """Cancel what still runs, terminate slurmd, slurmctld and munged (reaped), remove the
-        directory. Jobs left running would outlive slurmd as orphaned ``slurmstepd``s."""
+        """Cancel what still runs, terminate slurmd and slurmctld, then slurmdbd, mariadbd and
+        munged (each reaped before the next: slurmctld sends its last records to slurmdbd,
+        which would log errors without its database), remove the directory. Jobs left
+        running would outlive slurmd as orphaned ``slurmstepd``s."""
         if self.procs and all(proc.poll() is None for proc in self.procs):
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 self.cancel_all()
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _terminate(self.procs)
+        for proc in reversed(self.base):
+            _terminate([proc])
         self.procs.clear()
+        self.base.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _terminate(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM all of ``procs`` at once, then reap them (SIGKILL after 15 s)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def memory_cgroup_problem() -> str:
@@ -287,7 +347,12 @@ def memory_cgroup_problem() -> str:
     return ""
 
 
-def _slurm_dirs(cpus: int, min_job_age: int, enforce_memory: bool) -> SlurmCluster:
+def missing_accounting_tools() -> list[str]:
+    """The programs accounting needs that are not on PATH (Debian: slurmdbd, mariadb-server)."""
+    return [tool for tool in ACCOUNTING_TOOLS if shutil.which(tool) is None]
+
+
+def _slurm_dirs(cpus: int, min_job_age: int, enforce_memory: bool, dbd_port: int | None) -> SlurmCluster:
     root = world_dir("cops-slurm-")
     for sub, mode in (("mkey", 0o700), ("msock", 0o755), ("state", 0o755), ("spool", 0o755), ("log", 0o755)):
         (root / sub).mkdir(mode=mode)
@@ -301,11 +366,12 @@ def _slurm_dirs(cpus: int, min_job_age: int, enforce_memory: bool) -> SlurmClust
         first = random.randint(1_000_000, 60_000_000)  # noqa: S311 (not security relevant)
         plugins = {"proctrack": "cgroup", "task": "cgroup", "select": "CR_Core_Memory", "first_job_id": first}
         (root / "cgroup.conf").write_text(CGROUP_CONF)  # read from slurm.conf's directory
+    accounting = NO_ACCOUNTING if dbd_port is None else SLURM_ACCOUNTING.format(root=root, dbd_port=dbd_port)
     conf.write_text(
         SLURM_CONF.format(host=host, root=root, cpus=cpus, ctld_port=free_port(), slurmd_port=free_port(),
-                          min_job_age=min_job_age, **plugins)
+                          min_job_age=min_job_age, accounting=accounting, **plugins)
     )  # fmt: skip
-    return SlurmCluster(root=root, conf=conf)
+    return SlurmCluster(root=root, conf=conf, dbd_port=dbd_port)
 
 
 def _start_munged(cluster: SlurmCluster) -> None:
@@ -314,20 +380,99 @@ def _start_munged(cluster: SlurmCluster) -> None:
     subprocess.run(["mungekey", "-c", "-k", str(key)], check=True, capture_output=True)
     argv = ["munged", "-F", f"--key-file={key}", f"--socket={sock}", f"--pid-file={root}/mkey/munged.pid",
             f"--log-file={root}/mkey/munged.log", f"--seed-file={root}/mkey/munged.seed"]  # fmt: skip
-    cluster.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    cluster.base.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     deadline = time.monotonic() + 10
     while not sock.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
-def start_slurm(*, cpus: int = 64, min_job_age: int = 30, enforce_memory: bool = False) -> SlurmCluster:
+def _log_tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-2000:]
+    except OSError:
+        return f"(no {path.name})"
+
+
+def _start_mariadb(cluster: SlurmCluster, timeout: float = 60.0) -> None:
+    """Initialise a datadir under the cluster's root, start mariadbd on 127.0.0.1:<free port>,
+    create slurmdbd's database and user (random password), write slurmdbd.conf."""
+    db, log_dir = cluster.root / "db", cluster.root / "log"
+    sock = db / "mysqld.sock"
+    init = subprocess.run(
+        ["mariadb-install-db", *MARIADB_COMMON, f"--datadir={db}", "--auth-root-authentication-method=socket",
+         "--skip-test-db"],
+        capture_output=True, text=True, check=False, timeout=timeout,
+    )  # fmt: skip
+    if init.returncode != 0:
+        raise BackendUnavailable(f"mariadb-install-db failed:\n{(init.stdout + init.stderr)[-2000:]}")
+    port = free_port()
+    argv = ["mariadbd", *MARIADB_COMMON, f"--datadir={db}", f"--socket={sock}", f"--port={port}",
+            "--bind-address=127.0.0.1", f"--pid-file={db}/mariadbd.pid",
+            f"--log-error={log_dir}/mariadbd.log", "--innodb-buffer-pool-size=32M",
+            "--innodb-lock-wait-timeout=900", "--innodb-flush-log-at-trx-commit=0"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cluster.base.append(proc)
+    client = ["mariadb", "--no-defaults", f"--socket={sock}", "--user=root", "--batch"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        ping = subprocess.run([*client, "-e", "SELECT 1"], capture_output=True, check=False, timeout=30)
+        if ping.returncode == 0:
+            break
+        time.sleep(0.05)
+    else:
+        raise BackendUnavailable(f"private mariadbd did not answer:\n{_log_tail(log_dir / 'mariadbd.log')}")
+    password = secrets.token_hex(16)
+    sql = (
+        f"CREATE DATABASE {DB_NAME};\n"
+        f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}';\n"
+        f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';\n"
+    )  # on stdin, so the password is not on an argv
+    made = subprocess.run(client, input=sql, capture_output=True, text=True, check=False, timeout=30)
+    if made.returncode != 0:
+        raise BackendUnavailable(f"creating slurmdbd's database failed: {made.stderr.strip()}")
+    _write_private(
+        cluster.root / "slurmdbd.conf",
+        SLURMDBD_CONF.format(root=cluster.root, dbd_port=cluster.dbd_port, db_port=port, db_user=DB_USER,
+                             db_pass=password, db_name=DB_NAME),
+    )  # fmt: skip
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` mode 0600 from its creation (it holds the database password)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def _start_slurmdbd(cluster: SlurmCluster, timeout: float = 60.0) -> None:
+    """Start slurmdbd (it finds slurmdbd.conf beside $SLURM_CONF) and wait until sacctmgr gets
+    an answer: by then it has created its tables."""
+    out = (cluster.root / "log" / "slurmdbd.out").open("wb")
+    proc = subprocess.Popen(["slurmdbd", "-D"], env=cluster.env, stdout=out, stderr=out)
+    out.close()
+    cluster.base.append(proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if cluster.run("sacctmgr", "--noheader", "--parsable2", "list", "cluster").returncode == 0:
+            return
+        time.sleep(0.05)
+    raise BackendUnavailable(
+        f"private slurmdbd did not answer:\n{_log_tail(cluster.root / 'log' / 'slurmdbd.log')}"
+    )
+
+
+def start_slurm(
+    *, cpus: int = 64, min_job_age: int = 30, enforce_memory: bool = False, accounting: bool = False
+) -> SlurmCluster:
     """Start munged, slurmctld and slurmd under a fresh /tmp dir; returns when the node is idle.
 
     ``cpus`` is declared with ``config_overrides``, so it may exceed the real cores: Slurm
     then starts that many trivial jobs at once instead of queueing them behind the cores.
     ``enforce_memory`` makes memory a consumable resource confined by cgroups (task/cgroup,
     as production sites run it; see :func:`memory_cgroup_problem`); otherwise ``--mem``
-    is neither scheduled nor enforced (task/none, no cgroups touched).
+    is neither scheduled nor enforced (task/none, no cgroups touched). ``accounting`` also
+    starts a private mariadbd and a slurmdbd on it (before slurmctld, which registers the
+    cluster), so ``sacct`` answers for jobs slurmctld has forgotten (about 1-4 s more).
     """
     missing = missing_slurm_daemons()
     if missing:
@@ -336,9 +481,20 @@ def start_slurm(*, cpus: int = 64, min_job_age: int = 30, enforce_memory: bool =
             backend="slurm",
             hint="install Debian's slurm-wlm and munge",
         )
-    cluster = _slurm_dirs(cpus, min_job_age, enforce_memory)
+    if accounting and (missing := missing_accounting_tools()):
+        raise BackendUnavailable(
+            f"{', '.join(missing)} not installed",
+            backend="slurm",
+            hint="install Debian's slurmdbd and mariadb-server (for accounting)",
+        )
+    cluster = _slurm_dirs(cpus, min_job_age, enforce_memory, free_port() if accounting else None)
     try:
         _start_munged(cluster)
+        if accounting:
+            started = time.monotonic()
+            _start_mariadb(cluster)
+            _start_slurmdbd(cluster)
+            log.info("private mariadbd + slurmdbd answered in %.1f s", time.monotonic() - started)
         for daemon in (["slurmctld", "-D", "-c"], ["slurmd", "-D"]):
             out = (cluster.root / "log" / f"{daemon[0]}.out").open("wb")
             cluster.procs.append(

@@ -4,8 +4,9 @@ The daemons are started by :func:`computeops_grid.bench.daemons.start_slurm` (sh
 with ``cops-grid bench orchestrators``, which starts the same private cluster when no
 Slurm answers). It follows ../shared/notes/slurm-single-node.md: own munge key and
 socket, non-default ports picked free at start, ``CPUs=64`` with ``config_overrides``
-so trivial arrays finish quickly, no accounting. ``stop()`` shuts everything down and
-reaps the PIDs.
+so trivial arrays finish quickly. ``accounting=True`` (the session's cluster) adds a
+private MariaDB and slurmdbd on loopback (docs/notes/slurmdbd-mariadb.md), so ``sacct``
+answers. ``stop()`` shuts everything down and reaps the PIDs.
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@ the wrapper's help), and the command exits with the wrapper's exit code.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 from typing import Any
 
@@ -15,26 +13,13 @@ import typer
 from typer.core import TyperGroup
 
 from computeops_grid import worker
-from computeops_grid.errors import ConfigError
 
 _ARGS = "cops_grid.pilot.args"
 
 
 def load_wrapper() -> ModuleType:
     """Import the shipped wrapper file as a module (it is a script, not part of the package)."""
-    try:
-        path = worker.pilot()
-    except FileNotFoundError as exc:
-        raise ConfigError(str(exc), hint="reinstall cops-grid: the pilot wrapper is package data") from None
-    spec = importlib.util.spec_from_file_location("cops_pilot", path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot load the pilot wrapper {path}", hint="reinstall cops-grid")
-    module = sys.modules.get("cops_pilot")
-    if module is None or getattr(module, "__file__", None) != str(path):
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["cops_pilot"] = module
-        spec.loader.exec_module(module)
-    return module
+    return worker.load_pilot()
 
 
 class _PassThrough(TyperGroup):

@@ -62,15 +62,24 @@ def log(message, *args):
         sys.stderr.write("cops-pilot: " + (message % args if args else message) + "\n")
 
 
+# Exit codes 240-249 are reserved for cops-grid itself: the wrapper's own failures and those of
+# the job scripts backends write around it (which exit before the wrapper runs). EXIT_CODES is
+# the one table of them. Client code loads this file to read it (computeops_grid/jobs/
+# exit_codes.py); the copies kept where this file cannot be imported (probes/probelib.py,
+# cops_dirac_launch.py) are pinned to it by tests/pilot/test_tables.py, which also fails on a
+# literal 240-249 anywhere else under computeops_grid/. A new code gets a row here first.
+EXIT_RESERVED = range(240, 250)
 EXIT_BAD_ARGS = 240
 EXIT_NO_RUNTIME = 241
 EXIT_IMAGE_NOT_FOUND = 242
 EXIT_IMAGE_ROOT_ABSENT = 243
 EXIT_START_FAILED = 244
+EXIT_JOB_INDEX_UNKNOWN = 247  # job scripts only (the Slurm array dispatcher), never the wrapper
+EXIT_JOB_DIR_UNUSABLE = 248  # job scripts only (cops-job.sh), never the wrapper
 EXIT_INTERNAL = 249
 
 # code -> (reason keyword used in the report, what it means). Immutable: backends and site
-# validation rely on these numbers.
+# validation rely on these numbers; rows may be added, never renumbered.
 EXIT_CODES = MappingProxyType(
     {
         EXIT_BAD_ARGS: ("bad-arguments", "bad command line or site configuration"),
@@ -78,13 +87,37 @@ EXIT_CODES = MappingProxyType(
         EXIT_IMAGE_NOT_FOUND: ("image-not-found", "the image is not under the image root"),
         EXIT_IMAGE_ROOT_ABSENT: ("image-root-absent", "CVMFS / the image root is not available"),
         EXIT_START_FAILED: ("start-failed", "the runtime failed to start the container"),
+        EXIT_JOB_INDEX_UNKNOWN: (
+            "job-index-unknown",
+            "the batch job script found no job for its array index (wrapper not started)",
+        ),
+        EXIT_JOB_DIR_UNUSABLE: (
+            "job-dir-unusable",
+            "the job script could not enter the job directory (wrapper not started)",
+        ),
         EXIT_INTERNAL: ("internal-error", "unexpected error inside the wrapper"),
     }
 )
 
 CONTAINER_WORKDIR = "/srv"
 DEFAULT_IMAGE_ROOT = "/cvmfs/unpacked.cern.ch"
-DEFAULT_REGISTRY = "registry.hub.docker.com"
+# How docker://[REGISTRY/]REPOSITORY[:TAG][@DIGEST] maps to a path under the image root, the
+# layout DUCC publishes on /cvmfs/unpacked.cern.ch: REGISTRY/REPOSITORY:TAG, or :DIGEST without
+# a tag. The client's computeops_grid/images/reference.py keeps the same table; the test
+# tests/pilot/test_tables.py checks the two are equal and feeds both sides one corpus of names
+# (tests/data/image-refs.txt), rejections included.
+IMAGE_NAME_RULES = MappingProxyType(
+    {
+        "default_registry": "registry.hub.docker.com",  # when the first part has no . or : nor is localhost
+        "registry_aliases": ("docker.io", "index.docker.io", "registry-1.docker.io"),  # -> the default
+        "official_namespace": "library",  # one-part names on the default registry: library/busybox
+        "default_tag": "latest",  # neither TAG nor DIGEST
+        "digest_algorithm": "sha256",  # DIGEST is sha256:<64 lower-case hex>
+        "digest_hex_length": 64,
+        "tag_max_length": 128,  # TAG is [A-Za-z0-9_][A-Za-z0-9_.-]*
+    }
+)  # type: Mapping[str, Any]
+DEFAULT_REGISTRY = IMAGE_NAME_RULES["default_registry"]  # type: str
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_ORDER = "apptainer,singularity,udocker,charliecloud,bubblewrap,proot,runc,podman,docker"
 DEFAULT_PASS_ENV = (
@@ -360,24 +393,90 @@ class Image:
         self.kind = kind  # "dir" or "sif"
 
 
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ALNUM = _LOWER_ALNUM | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _repository_part_ok(part):
+    # type: (str) -> bool
+    """[a-z0-9]+ joined by ".", "_", "__" or a run of "-" (checked by hand: ``re`` costs start-up)."""
+    if not part or part[0] not in _LOWER_ALNUM or part[-1] not in _LOWER_ALNUM:
+        return False
+    sep = ""
+    for char in part:
+        if char in _LOWER_ALNUM:
+            if sep and sep not in (".", "_", "__") and sep.strip("-"):
+                return False
+            sep = ""
+        elif char in "._-":
+            sep += char
+        else:
+            return False
+    return True
+
+
+def _registry_ok(registry):
+    # type: (str) -> bool
+    """HOST[:PORT]: letters, digits, . and - (a letter or digit at both ends), PORT 1-5 digits."""
+    host, colon, port = registry.partition(":")
+    if colon and not (0 < len(port) <= 5 and all(c in "0123456789" for c in port)):
+        return False
+    edges = bool(host) and host[0] in _ALNUM and host[-1] in _ALNUM
+    return edges and all(c in _ALNUM or c in ".-" for c in host)
+
+
+def _tag_ok(tag):
+    # type: (str) -> bool
+    return (
+        0 < len(tag) <= IMAGE_NAME_RULES["tag_max_length"]
+        and (tag[0] in _ALNUM or tag[0] == "_")
+        and all(c in _ALNUM or c in "_.-" for c in tag)
+    )
+
+
+def _digest_ok(digest):
+    # type: (str) -> bool
+    algorithm, colon, hexpart = digest.partition(":")
+    return (
+        colon == ":"
+        and algorithm == IMAGE_NAME_RULES["digest_algorithm"]
+        and len(hexpart) == IMAGE_NAME_RULES["digest_hex_length"]
+        and all(c in "0123456789abcdef" for c in hexpart)
+    )
+
+
 def image_relpath(name):
     # type: (str) -> str
-    """docker://[registry/]repo[:tag] -> registry/repo:tag as DUCC publishes it."""
-    ref = name[len("docker://") :]
-    if not ref or ref.startswith("/") or ".." in ref.split("/") or ("@" in ref and ":" not in ref):
-        raise PilotError(EXIT_BAD_ARGS, f"bad image name {name!r}", "use docker://repo[:tag]")
+    """docker://[registry/]repo[:tag][@digest] -> registry/repo:tag (or :digest) as DUCC publishes
+    it, by IMAGE_NAME_RULES; every part is checked, so a name never leaves the image root."""
+    rules = IMAGE_NAME_RULES
+    ref = name.strip()
+    if ref.startswith("docker://"):
+        ref = ref[len("docker://") :]
+    ref, at, digest = ref.partition("@")
     parts = ref.split("/")
-    first = parts[0]
-    if len(parts) > 1 and ("." in first or ":" in first or first == "localhost"):
-        registry, repo = first, "/".join(parts[1:])
-    else:
-        registry, repo = DEFAULT_REGISTRY, ref
-    if "/" not in repo and registry == DEFAULT_REGISTRY:
-        repo = "library/" + repo
-    last = repo.rsplit("/", 1)[-1]
-    if ":" not in last:
-        repo += ":latest"
-    return registry + "/" + repo
+    registry = rules["default_registry"]  # type: str
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        registry = parts.pop(0)
+    parts[-1], colon, tag = parts[-1].partition(":")
+    if not colon and not at:
+        tag = rules["default_tag"]
+    if registry in rules["registry_aliases"] or registry == rules["default_registry"]:
+        registry = rules["default_registry"]
+        if len(parts) == 1:
+            parts.insert(0, rules["official_namespace"])
+    if not (
+        (not at or _digest_ok(digest))
+        and _registry_ok(registry)
+        and all(_repository_part_ok(part) for part in parts)
+        and (not colon or _tag_ok(tag))
+    ):
+        raise PilotError(
+            EXIT_BAD_ARGS,
+            f"bad image name {name!r}",
+            "use docker://[REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. docker://busybox:latest",
+        )
+    return registry + "/" + "/".join(parts) + ":" + (tag or digest)
 
 
 HOST_IMAGES = ("host:", "host://")

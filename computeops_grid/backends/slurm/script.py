@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from computeops_grid.backends.common.payload import PILOT_FILE, REPORT_NAME, pilot_argv
+from computeops_grid.jobs import exit_codes
 from computeops_grid.jobs.record import JobRecord
 
 JOB_SCRIPT = "cops-job.sh"
@@ -77,7 +78,7 @@ def job_script(job: JobRecord, workdir: Path, *, python: str, image_root: str | 
         [
             "#!/bin/sh",
             f"# cops-grid job {job.id} ({job.spec.name})",
-            f"cd {shlex.quote(str(workdir))} || exit 248",
+            f"cd {shlex.quote(str(workdir))} || exit {exit_codes.code('job-dir-unusable')}",
             'if [ -n "$SLURM_ARRAY_JOB_ID" ]; then echo "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; '
             f'else echo "$SLURM_JOB_ID"; fi > {NATIVE_ID_FILE}',
             shlex.join(argv),
@@ -136,6 +137,7 @@ def array_script(jobs: Sequence[JobRecord], workdirs: Sequence[Path], links: Pat
     return (
         f"#!/bin/sh\n{header}\n"
         f'case "$SLURM_ARRAY_TASK_ID" in\n{cases}\n'
-        '*) echo "cops-grid: unknown array index $SLURM_ARRAY_TASK_ID" >&2; exit 247 ;;\nesac\n'
+        '*) echo "cops-grid: unknown array index $SLURM_ARRAY_TASK_ID" >&2; '
+        f"exit {exit_codes.code('job-index-unknown')} ;;\nesac\n"
         f'exec /bin/sh "$d/{JOB_SCRIPT}"\n'
     )

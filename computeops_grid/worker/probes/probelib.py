@@ -17,7 +17,9 @@ import traceback
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 PILOT_NAMES = ("cops_pilot.py", "cops-pilot")
-PILOT_OWN_CODES = range(240, 250)  # exit codes the pilot wrapper keeps for its own failures
+# The exit codes kept from payloads (the wrapper's own failures): a copy of cops_pilot.EXIT_RESERVED,
+# as the probes must run where the wrapper cannot be imported; tests/pilot/test_tables.py pins it.
+PILOT_OWN_CODES = range(240, 250)
 _LABEL_OK = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 
 

@@ -7,10 +7,11 @@ operation is bulk: it takes a sequence of jobs and answers for each of them.
 Contract (checked by ``tests/contract``):
 
 * ``submit(jobs)`` returns one :class:`SubmitResult` per job, in order. A result with
-  ``native_id`` set means the backend accepted the job; one with ``error`` set means it
-  certainly did not (``error.transient`` tells whether a retry may succeed). A backend
-  that cannot tell (timeout after sending) raises :class:`BackendUnavailable` for the
-  whole call: the jobs stay ``submitting`` and ``sync`` asks :meth:`lookup` later.
+  ``native_id`` set means the backend accepted the job; one with ``error`` set carries
+  the error's :class:`~computeops_grid.errors.Delivery`: *rejected* (the job fails), *not
+  sent* (it stays retryable) or *may have arrived* (it stays ``submitting`` and ``sync``
+  asks :meth:`lookup`). A :class:`BackendError` raised by ``submit`` is the answer for
+  every job of the call.
 * ``lookup(jobs)`` finds jobs on the backend by their cops-grid id (embedded in the
   native job name / directory at submission) and never submits anything.
 * ``status(jobs)`` answers for every job it knows; unknown native states map to no change.
@@ -99,12 +100,53 @@ class Backend(Protocol):
 
     def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]: ...
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None: ...
-
-    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]: ...
-
-    def logs(self, job: JobRecord) -> str: ...
-
     def describe(self, jobs: Sequence[JobRecord]) -> str: ...
 
     def check(self) -> Health: ...
+
+
+# -- optional abilities: a backend implements one exactly when it declares the capability ----
+# (checked when the registry loads a backend; the logic layer tests ``isinstance``, never getattr)
+
+
+@runtime_checkable
+class SupportsCancel(Protocol):
+    def cancel(self, jobs: Sequence[JobRecord]) -> None: ...
+
+
+@runtime_checkable
+class SupportsOutputs(Protocol):
+    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]: ...
+
+
+@runtime_checkable
+class SupportsLogs(Protocol):
+    def logs(self, job: JobRecord) -> str: ...
+
+
+@runtime_checkable
+class SupportsPreflight(Protocol):
+    """Refuse before anything is stored or sent (credentials, settings); no capability."""
+
+    def preflight(self, jobs: Sequence[JobRecord]) -> None: ...
+
+
+ABILITIES: dict[Capability, type] = {
+    Capability.CANCEL: SupportsCancel,
+    Capability.OUTPUTS: SupportsOutputs,
+    Capability.LOGS: SupportsLogs,
+}
+
+
+def undeclared_abilities(backend: object, capabilities: frozenset[Capability]) -> list[str]:
+    """Mismatches between what a backend declares and what it implements (empty when none)."""
+    problems = []
+    for capability, protocol in ABILITIES.items():
+        has = isinstance(backend, protocol)
+        if has != (capability in capabilities):
+            verb = "implements" if has else "lacks"
+            problems.append(
+                f"{verb} {protocol.__name__} but {'does not declare' if has else 'declares'} "
+                f"{capability.value!r}"
+            )
+    return problems

@@ -13,7 +13,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from computeops_grid import worker
-from computeops_grid.backends.base import Backend, BackendContext
+from computeops_grid.backends.base import Backend, BackendContext, undeclared_abilities
 from computeops_grid.config import Config
 from computeops_grid.errors import ConfigError, UnknownBackend
 
@@ -60,4 +60,11 @@ def get_backend(name: str, config: Config) -> Backend:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in ("backends", name, *err["loc"]))
         raise ConfigError(f"{config.source}: {field}: {err['msg']}") from None
-    return cls(settings, context(config))  # type: ignore[call-arg]
+    backend = cls(settings, context(config))  # type: ignore[call-arg]
+    problems = undeclared_abilities(backend, cls.capabilities)
+    if problems:
+        raise UnknownBackend(
+            f"backend {name!r} is inconsistent: {'; '.join(problems)}",
+            hint="a backend declares a capability exactly when it implements its protocol (backends/base.py)",
+        )
+    return backend

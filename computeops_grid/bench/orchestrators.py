@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from computeops_grid import worker
-from computeops_grid.backends.base import Backend, BackendContext, Capability
+from computeops_grid.backends.base import Backend, BackendContext, Capability, SupportsCancel, SupportsLogs
 from computeops_grid.bench import orch_systems as osys
 from computeops_grid.bench import report
 from computeops_grid.bench.results import Measurement, Study, WorkloadInfo, summary_rows
@@ -65,7 +65,17 @@ def _record(name: str, command: str, args: list[str], **resources: Any) -> JobRe
     return JobRecord(id=secrets.token_hex(6), spec=spec, backend="bench")
 
 
-def submit(backend: Backend, jobs: list[JobRecord]) -> list[str | None]:
+class Measured(Backend, SupportsCancel, SupportsLogs, Protocol):
+    """The backends the benchmark measures can cancel and show logs."""
+
+
+def as_measured(backend: object) -> Measured:
+    if not (isinstance(backend, SupportsCancel) and isinstance(backend, SupportsLogs)):
+        raise UsageError(f"{backend!r} cannot cancel jobs or show their logs")
+    return cast("Measured", backend)
+
+
+def submit(backend: Measured, jobs: list[JobRecord]) -> list[str | None]:
     """Submit and keep each native id on its record, as ``cops-grid submit`` does.
 
     Backends find their jobs by that id (Slurm: in ``squeue``); without it a queued or
@@ -79,7 +89,7 @@ def submit(backend: Backend, jobs: list[JobRecord]) -> list[str | None]:
     return out
 
 
-def run_batch(backend: Backend, n: int, timeout: float) -> tuple[float, float]:
+def run_batch(backend: Measured, n: int, timeout: float) -> tuple[float, float]:
     """Submit ``n`` short jobs at once; (time to first start, makespan) in seconds."""
     bulk = secrets.token_hex(6)
     jobs = [_record(f"bench-{n}-{i}", "true", []) for i in range(n)]
@@ -109,7 +119,7 @@ def run_batch(backend: Backend, n: int, timeout: float) -> tuple[float, float]:
         time.sleep(POLL)
 
 
-def _log_tail(backend: Backend, job: JobRecord) -> str:
+def _log_tail(backend: Measured, job: JobRecord) -> str:
     try:
         text = backend.logs(job).strip()
     except Exception as exc:  # the log only decorates the error
@@ -117,7 +127,7 @@ def _log_tail(backend: Backend, job: JobRecord) -> str:
     return f" (log: ...{text[-200:]})" if text else ""
 
 
-def _wait(backend: Backend, job: JobRecord, done: Callable[[Any], bool], timeout: float) -> Any:
+def _wait(backend: Measured, job: JobRecord, done: Callable[[Any], bool], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     info = None
     while time.monotonic() < deadline:
@@ -128,7 +138,7 @@ def _wait(backend: Backend, job: JobRecord, done: Callable[[Any], bool], timeout
     return info
 
 
-def kill_probe(backend: Backend) -> str:
+def kill_probe(backend: Measured) -> str:
     job = _record("bench-kill", "sleep", ["300"])
     (refused,) = submit(backend, [job])
     if refused is not None:
@@ -148,7 +158,7 @@ def kill_probe(backend: Backend) -> str:
     )
 
 
-def over_limit_probe(backend: Backend) -> str:
+def over_limit_probe(backend: Measured) -> str:
     job = _record("bench-oom", "sh", ["-c", HOG], memory="16MiB")
     (refused,) = submit(backend, [job])
     if refused is not None:
@@ -168,7 +178,7 @@ def over_limit_probe(backend: Backend) -> str:
     )
 
 
-def gpu_probe(backend: Backend, wait: float) -> str:
+def gpu_probe(backend: Measured, wait: float) -> str:
     job = _record("bench-gpu", "true", [], gpus=1)
     (refused,) = submit(backend, [job])
     if refused is not None:
@@ -234,7 +244,7 @@ def measure(systems: Sequence[osys.System], sizes: dict[int, int], opts: Options
             for system in systems:  # interleaved: background load hits every system alike
                 assert system.backend is not None
                 try:
-                    first, span = run_batch(system.backend, n, opts.timeout)
+                    first, span = run_batch(as_measured(system.backend), n, opts.timeout)
                     values = {"first-start": first, "makespan": span, "throughput": n / span}
                     new = [Measurement(system.info.name, f"{k}-{n}", rep, v, span) for k, v in values.items()]
                 except Exception as exc:
@@ -271,10 +281,10 @@ def run(opts: Options, progress: Callable[[Measurement], None] | None = None) ->
         measurements = measure(running, sizes, opts, progress)
         features = []
         for system in running:
-            assert system.backend is not None
-            probes = {"killed running job": kill_probe(system.backend),
-                      "job over memory limit": over_limit_probe(system.backend),
-                      "GPU job (no GPU here)": gpu_probe(system.backend, opts.gpu_wait)}  # fmt: skip
+            backend = as_measured(system.backend)
+            probes = {"killed running job": kill_probe(backend),
+                      "job over memory limit": over_limit_probe(backend),
+                      "GPU job (no GPU here)": gpu_probe(backend, opts.gpu_wait)}  # fmt: skip
             features.append(feature_row(system, probes))
     finally:
         for system in systems:

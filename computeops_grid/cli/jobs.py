@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from computeops_grid.cli import output
-from computeops_grid.errors import BackendError, BackendUnavailable, JobsFailed
+from computeops_grid.errors import BackendRejected, BackendUnavailable, DeliveryUncertain, JobsFailed
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic import follow
@@ -77,13 +77,19 @@ def submit(
         else:
             for rec_id in report.submitted:
                 output.out.print(rec_id)
-        if report.retryable or report.unknown:
+        if report.unknown:
+            raise DeliveryUncertain(
+                f"{len(report.unknown)} job(s) may have reached the backend, but no reply came back",
+                hint="nothing is sent again blindly: `cops-grid sync` finds them on the backend "
+                "(or submits those it does not find)",
+            )
+        if report.retryable:
             raise BackendUnavailable(
-                f"{len(report.retryable) + len(report.unknown)} job(s) were not submitted",
+                f"{len(report.retryable)} job(s) were not sent: {next(iter(report.retryable.values()))}",
                 hint="they are kept in the store: `cops-grid resubmit ID...` or `cops-grid sync`",
             )
         if report.failed and not report.submitted:
-            raise BackendError(
+            raise BackendRejected(
                 f"no job was accepted: {next(iter(report.failed.values()))}",
                 hint="fix the job or the backend settings, then `cops-grid resubmit ID...`",
             )

@@ -13,7 +13,7 @@ import typer
 from computeops_grid import __version__
 from computeops_grid.cli import jobs as jobs_cli
 from computeops_grid.cli.output import err, print_error
-from computeops_grid.errors import CopsError
+from computeops_grid.errors import CopsError, ExitCode, exit_codes_epilog
 
 
 def _click_modules() -> list[types.ModuleType]:
@@ -40,14 +40,7 @@ _ABORT: tuple[type[BaseException], ...] = (*_both("Abort"), KeyboardInterrupt)
 _CLICK: tuple[type[BaseException], ...] = _both("ClickException")
 _USAGE: tuple[type[BaseException], ...] = _both("UsageError")
 
-EXIT_CODES = """
-Exit codes: 0 success; 1 unexpected error (rerun with --debug); 2 bad command line;
-3 invalid job file or configuration; 4 unknown job id; 8 --wait saw a job fail or be
-cancelled; 70 illegal state change refused by the store; 71 job store unusable;
-74 backend refused the request; 75 backend unreachable (jobs kept, retry with
-`cops-grid resubmit` or `cops-grid sync`); 77 credential missing, expired or unsafe;
-130 interrupted.
-"""
+EXIT_CODES = exit_codes_epilog()
 
 app = typer.Typer(
     name="cops-grid",
@@ -133,16 +126,16 @@ def run() -> None:
         sys.exit(getattr(exc, "exit_code", 0))
     except _ABORT:
         err.print("Interrupted.")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except _CLICK as exc:
         exc.show()  # type: ignore[attr-defined]
-        sys.exit(2 if isinstance(exc, _USAGE) else getattr(exc, "exit_code", 1))
+        sys.exit(ExitCode.USAGE if isinstance(exc, _USAGE) else getattr(exc, "exit_code", 1))
     except Exception as exc:
         if debug:
             traceback.print_exc()
         err.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {exc}")
         err.print("[bold yellow]Hint:[/] rerun with --debug for the traceback and report it")
-        sys.exit(1)
+        sys.exit(ExitCode.UNEXPECTED)
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from computeops_grid.errors import CredentialError, UsageError
+from computeops_grid.backends.common.tools import ToolErrors, run_tool
+from computeops_grid.errors import CredentialError, DeliveryUncertain, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -111,23 +112,18 @@ def pick_tool(prefer: Tool | None = None) -> Tool:
     )
 
 
+ERRORS = ToolErrors(
+    family="proxy", install_hint="install voms-clients (or nordugrid-arc-client for arcproxy)"
+)
+
+
 def _run(
     argv: list[str], *, interactive: bool = False, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """Run a proxy tool; ``interactive`` leaves stdin to the user (pass phrase prompts)."""
-    log.debug("running %s", argv[0])
     try:
-        return subprocess.run(
-            argv,
-            stdin=None if interactive else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise CredentialError(f"`{argv[0]}` is not installed", hint="install voms-clients") from None
-    except subprocess.TimeoutExpired:
+        return run_tool(argv, ERRORS, timeout=timeout, interactive=interactive)
+    except DeliveryUncertain:
         raise CredentialError(
             f"`{argv[0]}` did not finish within {timeout:.0f} s", hint="is the VOMS server reachable?"
         ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from computeops_grid.errors import CopsError
+from computeops_grid.errors import CopsError, ExitCode
 
 if TYPE_CHECKING:
     from computeops_grid.images.unpack import Refusal
@@ -14,19 +14,19 @@ if TYPE_CHECKING:
 class ImageError(CopsError):
     """An image source or name is invalid, or an image operation failed."""
 
-    exit_code = 3
+    exit_code = ExitCode.INVALID_INPUT
 
 
 class ImageNotFound(ImageError):
     """No published image of that name in the repository."""
 
-    exit_code = 4
+    exit_code = ExitCode.IMAGE_NOT_FOUND
 
 
 class UnsafeArchive(ImageError):
     """A layer holds entries the publisher refuses (policy ``fail``) or trips a limit."""
 
-    exit_code = 3
+    exit_code = ExitCode.INVALID_INPUT
 
     def __init__(self, message: str, refusals: Sequence[Refusal] = (), *, hint: str | None = None) -> None:
         details = "".join(f"\n  {r.path}: {r.reason}" for r in list(refusals)[:20])
@@ -38,10 +38,10 @@ class UnsafeArchive(ImageError):
 class RepositoryBusy(ImageError):
     """Another publisher or gc holds the repository lock for too long."""
 
-    exit_code = 75
+    exit_code = ExitCode.REPOSITORY_BUSY
 
 
 class ToolMissing(ImageError):
     """An external tool (skopeo, buildah, cvmfs_server) is not installed."""
 
-    exit_code = 69
+    exit_code = ExitCode.TOOL_MISSING

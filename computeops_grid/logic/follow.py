@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from computeops_grid.backends.base import SupportsCancel, SupportsLogs, SupportsOutputs
 from computeops_grid.errors import BackendError, UsageError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -73,7 +74,10 @@ def cancel(session: Session, ids: Sequence[str]) -> list[JobRecord]:
     )
     live = [r for r in records if r.state in ACTIVE]
     for name, jobs in by_backend(live).items():
-        session.backend(name).cancel(jobs)
+        backend = session.backend(name)
+        if not isinstance(backend, SupportsCancel):
+            raise UsageError(f"backend {name} cannot cancel jobs")
+        backend.cancel(jobs)
         session.store.transitions(
             (j.id, JobState.CANCELLED, "cancelled by the user", None, None, None) for j in jobs
         )
@@ -84,11 +88,20 @@ def outputs(session: Session, job_id: str, dest: Path) -> list[Path]:
     rec = refresh(session, [job_id])[0]
     if rec.state in (JobState.NEW, JobState.SUBMITTING):
         raise UsageError(f"job {rec.id} has not been submitted yet ({rec.state})")
-    return session.backend(rec.backend).fetch_outputs(rec, dest)
+    backend = session.backend(rec.backend)
+    if not isinstance(backend, SupportsOutputs):
+        raise UsageError(
+            f"backend {rec.backend} cannot return output files",
+            hint=f"`cops-grid logs {rec.id}` shows what the job printed; write outputs to storage",
+        )
+    return backend.fetch_outputs(rec, dest)
 
 
 def logs(session: Session, job_id: str) -> str:
     rec = session.store.get(job_id)
     if rec.state in (JobState.NEW, JobState.SUBMITTING):
         raise UsageError(f"job {rec.id} has not been submitted yet ({rec.state})")
-    return session.backend(rec.backend).logs(rec)
+    backend = session.backend(rec.backend)
+    if not isinstance(backend, SupportsLogs):
+        raise UsageError(f"backend {rec.backend} cannot show a job's output")
+    return backend.logs(rec)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from computeops_grid.backends.base import SubmitResult
-from computeops_grid.errors import BackendError
+from computeops_grid.backends.base import Backend, SubmitResult, SupportsPreflight
+from computeops_grid.errors import BackendError, CredentialError, Delivery, UsageError
 from computeops_grid.jobs.loader import load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -65,9 +65,8 @@ def preflight(session: Session, records: Sequence[JobRecord]) -> None:
     """Let each backend refuse before anything is stored (credentials, settings)."""
     for name, jobs in by_backend(records).items():
         backend = session.backend(name)
-        check = getattr(backend, "preflight", None)
-        if check is not None:
-            check(jobs)
+        if isinstance(backend, SupportsPreflight):
+            backend.preflight(jobs)
 
 
 def describe(session: Session, records: Sequence[JobRecord]) -> str:
@@ -86,18 +85,36 @@ def _chunks(jobs: list[JobRecord]) -> list[list[JobRecord]]:
 
 
 def _record_results(session: Session, results: list[SubmitResult], report: SubmitReport) -> None:
+    """Record each answer by its delivery (see :class:`~computeops_grid.errors.Delivery`)."""
     changes: list[Change] = []
     for res in results:
         if res.error is None:
             changes.append((res.job_id, res.state, "", None, res.native_id, None))
             report.submitted.append(res.job_id)
-        elif res.error.transient:
+        elif res.error.delivery is Delivery.MAY_HAVE_ARRIVED:  # stays submitting: `sync` looks it up
+            report.unknown.append(res.job_id)
+        elif res.error.delivery is Delivery.NOT_SENT:
             changes.append((res.job_id, JobState.NEW, res.error.message, None, None, None))
             report.retryable[res.job_id] = res.error.message
         else:
             changes.append((res.job_id, JobState.FAILED, res.error.message, None, None, None))
             report.failed[res.job_id] = res.error.message
     session.store.transitions(changes, strict=True)
+
+
+def _submit_chunk(session: Session, backend: Backend, chunk: list[JobRecord]) -> list[SubmitResult]:
+    """One backend call; an error for the whole call is every job's answer."""
+    try:
+        return backend.submit(chunk)
+    except BackendError as exc:
+        if exc.uncertain:
+            log.warning("%s; run `cops-grid sync`", exc.message)
+        return [SubmitResult(j.id, error=exc) for j in chunk]
+    except CredentialError:  # checked before sending: nothing arrived, the jobs stay retryable
+        session.store.transitions(
+            ((j.id, JobState.NEW, "credential refused", None, None, None) for j in chunk), strict=True
+        )
+        raise
 
 
 def submit_claimed(
@@ -108,18 +125,7 @@ def submit_claimed(
     for name, jobs in by_backend(claimed).items():
         backend = session.backend(name)
         for chunk in _chunks(jobs):
-            try:
-                results = backend.submit(chunk)
-            except BackendError as exc:
-                if exc.transient:  # outcome unknown: leave them submitting for sync
-                    log.warning("backend %s: %s; run `cops-grid sync`", name, exc.message)
-                    report.unknown.extend(j.id for j in chunk)
-                else:
-                    _record_results(session, [SubmitResult(j.id, error=exc) for j in chunk], report)
-                if progress:
-                    progress(len(chunk))
-                continue
-            _record_results(session, results, report)
+            _record_results(session, _submit_chunk(session, backend, chunk), report)
             if progress:
                 progress(len(chunk))
     return report
@@ -149,7 +155,7 @@ def resubmit(session: Session, ids: Sequence[str], progress: Progress | None = N
                 )
             )  # fmt: skip
         else:
-            raise BackendError(
+            raise UsageError(
                 f"job {rec.id} is {rec.state}; only new or finished jobs can be resubmitted",
                 hint=f"`cops-grid cancel {rec.id}` first, or `cops-grid sync` if it is stuck submitting",
             )

@@ -12,7 +12,7 @@ from computeops_grid.backends.arc.cli import ArcCli
 from computeops_grid.backends.arc.cli_output import parse_arcinfo, parse_arcstat, parse_arcsub, tool_error
 from computeops_grid.backends.arc.desc import DescOptions, xrsl
 from computeops_grid.backends.base import BackendContext
-from computeops_grid.errors import BackendError
+from computeops_grid.errors import ToolMissing
 from computeops_grid.jobs.state import JobState
 from tests.services.grid_jobs import record
 
@@ -81,9 +81,10 @@ def test_missing_tool_is_a_clear_error(tmp_path: Path) -> None:
         "https://vm:1/arex", tmp_path / "proxy", "/nonexistent", tmp_path / "jobs.dat",
         opts=DescOptions(), pilot=tmp_path / "pilot",
     )  # fmt: skip
-    with pytest.raises(BackendError, match="arc-no-such-tool is not installed") as info:
+    with pytest.raises(ToolMissing, match="arc-no-such-tool` is not installed") as info:
         cli.run("arc-no-such-tool")
     assert "transport: rest" in (info.value.hint or "")
+    assert info.value.transient and not info.value.retry_soon  # the same meaning as on Slurm
 
 
 def test_xrsl_for_arcsub_names_local_sources(tmp_path: Path) -> None:

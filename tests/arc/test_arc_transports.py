@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from computeops_grid.backends.arc.backend import ArcBackend
+from computeops_grid.errors import BackendUnavailable
 from computeops_grid.jobs.loader import load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -108,10 +109,10 @@ def test_cli_health_lists_the_queue(arc_ce: ArcCE, good_proxy: Path, tmp_path: P
 
 def test_cli_ce_down_is_retryable_and_says_so(good_proxy: Path, tmp_path: Path) -> None:
     down = make_arc(f"https://vm:{free_port()}/arex", good_proxy, tmp_path, transport="cli")
-    results = down.submit([record("true")])
-    error = results[0].error
-    assert error is not None
-    assert error.transient
+    with pytest.raises(BackendUnavailable) as info:  # the answer for every job of the call
+        down.submit([record("true")])
+    error = info.value
+    assert error.transient  # not sent: the job stays retryable
     assert "arcsub against the CE https://vm:" in error.message
     assert "Failed to connect" in error.message
     assert not down.check().reachable

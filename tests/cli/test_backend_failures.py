@@ -57,7 +57,8 @@ def test_rejected_job_is_failed_with_the_backend_message(cli: Cli, tmp_path: Pat
 def test_connection_dropped_after_accept_is_found_by_sync_not_resubmitted(cli: Cli, tmp_path: Path) -> None:
     configure(cli, tmp_path, drop_after_accept=True)
     result = cli("submit", str(EXAMPLES / "parametric.yaml"), "--backend", "spool")
-    assert result.code == 75
+    assert result.code == 76
+    assert "may have reached the backend" in result.stderr and "cops-grid sync" in result.stderr
     rows = cli("list", "--json").json()
     assert isinstance(rows, list) and {r["state"] for r in rows} == {"submitting"}
     configure(cli, tmp_path)

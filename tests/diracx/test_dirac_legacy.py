@@ -14,7 +14,7 @@ import pytest
 from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
 from computeops_grid.backends.dirac.legacy import DiracBackend, DiracSettings, parse_status
-from computeops_grid.errors import BackendUnavailable
+from computeops_grid.errors import ToolMissing
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -103,8 +103,9 @@ def test_without_the_dirac_client_the_error_says_what_to_do(
     backend: DiracBackend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    with pytest.raises(BackendUnavailable, match="dirac-wms-job-submit not found") as err:
-        backend.submit(jobs(1))
-    assert err.value.hint is not None
-    assert "dirac-proxy-init" in err.value.hint
+    first, second = backend.submit(jobs(2))
+    assert isinstance(first.error, ToolMissing)
+    assert "`dirac-wms-job-submit` is not installed" in first.error.message
+    assert first.error.hint is not None and "dirac-proxy-init" in first.error.hint
+    assert second.error is not None and second.error.transient  # not sent after the first failed
     assert not backend.check().reachable

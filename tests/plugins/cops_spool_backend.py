@@ -20,7 +20,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
-from computeops_grid.errors import BackendError, BackendUnavailable
+from computeops_grid.errors import BackendRejected, BackendUnavailable, DeliveryUncertain
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
@@ -49,13 +49,13 @@ class SpoolBackend:
             err = BackendUnavailable("connection refused", backend=self.name)
             return [SubmitResult(j.id, error=err) for j in jobs]
         if self.settings.refuse:
-            err = BackendError("job description rejected: Queue 'nosuch' unknown", backend=self.name)
+            err = BackendRejected("job description rejected: Queue 'nosuch' unknown", backend=self.name)
             return [SubmitResult(j.id, error=err) for j in jobs]
         self.settings.spool.mkdir(parents=True, exist_ok=True)
         for job in jobs:
             self._path(job).write_text(json.dumps({"id": job.id, "state": "queued"}))
         if self.settings.drop_after_accept:
-            raise BackendUnavailable("connection reset by peer after sending", backend=self.name)
+            raise DeliveryUncertain("connection reset by peer after sending", backend=self.name)
         return [SubmitResult(j.id, native_id=f"spool-{j.id}") for j in jobs]
 
     def lookup(self, jobs: Sequence[JobRecord]) -> dict[str, SubmitResult | None]:
@@ -72,12 +72,6 @@ class SpoolBackend:
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
         for job in jobs:
             self._path(job).write_text(json.dumps({"id": job.id, "state": "cancelled"}))
-
-    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
-        return []
-
-    def logs(self, job: JobRecord) -> str:
-        return ""
 
     def describe(self, jobs: Sequence[JobRecord]) -> str:
         return "".join(f"spool {j.id} {j.name}\n" for j in jobs)

@@ -13,6 +13,7 @@ import yaml
 from computeops_grid.backends.common.docker_image import CACHE_REPO, ensure_engine_image
 from computeops_grid.backends.swarm.backend import SwarmBackend, safe_extract
 from computeops_grid.bench.daemons import PrivateDockerd
+from computeops_grid.errors import BackendUnavailable
 from computeops_grid.jobs.state import JobState
 from tests.conftest import EXAMPLES
 from tests.swarm.conftest import make_backend
@@ -134,9 +135,9 @@ def test_rootfs_import_is_cached_by_digest(
 def test_unreachable_engine_is_transient(tmp_path: Path, image_root: Path) -> None:
     daemon = PrivateDockerd(tmp_path / "none")
     backend = make_backend(daemon, tmp_path, image_root)
-    (result,) = backend.submit(records(hello(arguments=["-c", "true"])))
-    assert result.error is not None
-    assert result.error.transient
+    with pytest.raises(BackendUnavailable) as info:  # the answer for every job of the call
+        backend.submit(records(hello(arguments=["-c", "true"])))
+    assert info.value.transient
     health = backend.check()
     backend.close()
     assert not health.reachable

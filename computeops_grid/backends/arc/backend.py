@@ -22,7 +22,7 @@ from computeops_grid import worker
 from computeops_grid.backends.arc import desc
 from computeops_grid.backends.arc import states as arc_states
 from computeops_grid.backends.arc.cli import ArcCli, tools_installed
-from computeops_grid.backends.arc.rest import ArcRest, Uncertain
+from computeops_grid.backends.arc.rest import ArcRest
 from computeops_grid.backends.base import (
     BackendContext,
     BackendSettings,
@@ -35,7 +35,7 @@ from computeops_grid.backends.common.jobdir import input_sources
 from computeops_grid.backends.common.payload import PILOT_FILE
 from computeops_grid.backends.common.retry import with_retries
 from computeops_grid.credentials.preflight import check_proxy, health_problems
-from computeops_grid.errors import BackendError, CopsError
+from computeops_grid.errors import BackendError, BackendRejected, CopsError, DeliveryUncertain
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
@@ -132,18 +132,13 @@ class ArcBackend:
             return tools.submit(jobs)
         for job in jobs:
             input_sources(job)  # a missing input is the job file's fault: refuse before the CE sees it
-        delegation = with_retries(self.rest.delegate, what="delegation")
+        # a second delegation is harmless; a second submit is not (the logic layer keeps a
+        # submit that may have arrived for `sync`, which finds the jobs by name)
+        delegation = with_retries(self.rest.delegate, idempotent=True, what="delegation")
         document = desc.adl_bulk(list(jobs), self.opts, delegation)
-        try:
-            replies = with_retries(lambda: self.rest.submit(document), what="submit")
-        except Uncertain:
-            raise  # the CE may have the jobs: `sync` looks them up, never submit twice
-        except BackendError as exc:
-            if exc.transient:
-                return [SubmitResult(job_id=j.id, error=exc) for j in jobs]
-            raise
+        replies = with_retries(lambda: self.rest.submit(document), idempotent=False, what="submit")
         if len(replies) != len(jobs):
-            raise Uncertain(
+            raise DeliveryUncertain(
                 f"the CE {self.rest.base} answered {len(replies)} results for {len(jobs)} jobs",
                 backend=self.name,
             )
@@ -152,10 +147,13 @@ class ArcBackend:
     def _accepted(self, job: JobRecord, reply: dict[str, object]) -> SubmitResult:
         if str(reply.get("status-code")) != "201" or "id" not in reply:
             reason = reply.get("reason") or reply.get("status-code")
-            error = BackendError(f"the CE {self.rest.base} refused the job: {reason}", backend=self.name)
+            error = BackendRejected(f"the CE {self.rest.base} refused the job: {reason}", backend=self.name)
             return SubmitResult(job_id=job.id, error=error)
         ce_id = str(reply["id"])
-        self._upload(job, ce_id)
+        try:
+            with_retries(lambda: self._upload(job, ce_id), idempotent=True, what="upload")
+        except BackendError as exc:  # the job exists on the CE: record it; its status will tell
+            log.warning("job %s is on the CE but its inputs did not all arrive: %s", job.id, exc.message)
         return SubmitResult(job_id=job.id, native_id=self._native(ce_id), state=JobState.QUEUED)
 
     def _upload(self, job: JobRecord, ce_id: str) -> None:

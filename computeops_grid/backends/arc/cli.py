@@ -11,7 +11,6 @@ again by ``lookup``) is added with ``arcsync`` first.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -29,19 +28,25 @@ from computeops_grid.backends.arc.cli_output import (
     parse_arcsub,
     tool_error,
 )
-from computeops_grid.backends.arc.rest import Uncertain
 from computeops_grid.backends.base import Health, StatusInfo, SubmitResult
 from computeops_grid.backends.common.jobdir import input_sources
 from computeops_grid.backends.common.payload import PILOT_FILE
-from computeops_grid.errors import BackendError, BackendUnavailable, CredentialError
+from computeops_grid.backends.common.tools import ToolErrors, run_tool, tool_failure
+from computeops_grid.errors import BackendError, BackendRejected, CredentialError, DeliveryUncertain
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
 log = logging.getLogger(__name__)
 TOOLS = ("arcsub", "arcstat", "arckill", "arcclean", "arcget", "arccat", "arcinfo", "arcsync")
 _UNKNOWN_JOB = ("not found in job list", "Job list file", "No jobs")
-_CREDENTIAL = ("Failed configuration initialization", "proxy", "Proxy", "credential")
-_UNREACHABLE = ("Failed to establish connection", "Failed to connect", "Connection refused")
+ERRORS = ToolErrors(
+    family="arc",
+    install_hint="install nordugrid-arc-client, or set `transport: rest` for this backend",
+    unreachable=("Failed to establish connection", "Failed to connect", "Connection refused"),
+    credential=("Failed configuration initialization", "proxy", "Proxy", "credential", "Certificate and key"),
+    rejected_hint="is your proxy's VO allowed on this CE?",
+    summary=lambda proc: tool_error(proc.stderr),
+)
 
 
 def tools_installed() -> bool:
@@ -79,36 +84,13 @@ class ArcCli:
     def run(self, tool: str, *args: str, joblist: bool = True) -> subprocess.CompletedProcess[str]:
         """Run one tool (argv list, never a shell); a missing tool or a hang is a clear error."""
         argv = [tool, "-t", str(int(self.timeout)), *(["-j", str(self.joblist)] if joblist else []), *args]
-        env = {**os.environ, "X509_USER_PROXY": str(self.proxy), "X509_CERT_DIR": self.ca_dir}
+        env = {"X509_USER_PROXY": str(self.proxy), "X509_CERT_DIR": self.ca_dir}
         self.joblist.parent.mkdir(parents=True, exist_ok=True)
         log.debug("running %s", argv[:6])
-        try:
-            return subprocess.run(
-                argv, capture_output=True, text=True, env=env, timeout=self.timeout * 4 + 10, check=False
-            )
-        except FileNotFoundError:
-            raise BackendError(
-                f"the ARC client tool {tool} is not installed",
-                backend=self.name,
-                hint="install nordugrid-arc-client, or set `transport: rest` for this backend",
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise Uncertain(
-                f"{tool} got no answer from the CE {self.ce} in time",
-                backend=self.name,
-                hint="`cops-grid sync` asks the CE what happened",
-            ) from None
+        return run_tool(argv, ERRORS, timeout=self.timeout * 4 + 10, extra_env=env)
 
     def failure(self, tool: str, proc: subprocess.CompletedProcess[str]) -> BackendError | CredentialError:
-        said = tool_error(proc.stderr)
-        what = f"{tool} against the CE {self.ce} failed: {said}"
-        if any(m in said for m in _UNREACHABLE):
-            return BackendUnavailable(
-                what, backend=self.name, hint="the CE is down or the host/port is wrong; `cops-grid backends`"
-            )
-        if any(m in said for m in _CREDENTIAL) or "Certificate and key" in proc.stderr:
-            return CredentialError(what, hint="create a proxy with `cops-grid proxy init`")
-        return BackendError(what, backend=self.name, hint="is your proxy's VO allowed on this CE?")
+        return tool_failure(tool, proc, ERRORS, what=f"against the CE {self.ce}")
 
     def _job_tool(
         self, tool: str, args: Sequence[str], ids: Sequence[str]
@@ -144,13 +126,10 @@ class ArcCli:
             proc = self.run("arcsub", *args)
         out = parse_arcsub(proc.stdout)
         if not out.ids and proc.returncode != 0:
-            error = self.failure("arcsub", proc)
-            if isinstance(error, CredentialError):
-                raise error
-            return [SubmitResult(job_id=j.id, error=error) for j in jobs]  # nothing was accepted
+            raise self.failure("arcsub", proc)  # nothing was accepted: refused, not sent, or unknown
         refused = set(out.not_submitted)
         if len(out.ids) + sum(desc.job_name(j) in refused for j in jobs) != len(jobs):
-            raise Uncertain(
+            raise DeliveryUncertain(
                 f"arcsub reported {len(out.ids)} submitted job(s) for {len(jobs)} descriptions",
                 backend=self.name,
                 hint="`cops-grid sync` looks the jobs up on the CE",
@@ -160,7 +139,7 @@ class ArcCli:
         for job in jobs:
             if desc.job_name(job) in refused:
                 message = f"the CE {self.ce} did not accept the job: {tool_error(proc.stderr)}"
-                results.append(SubmitResult(job_id=job.id, error=BackendError(message, backend=self.name)))
+                results.append(SubmitResult(job_id=job.id, error=BackendRejected(message, backend=self.name)))
             else:
                 results.append(SubmitResult(job_id=job.id, native_id=next(ids), state=JobState.QUEUED))
         return results

@@ -1,10 +1,10 @@
 """The ARC CE REST interface (``/arex/rest/1.0`` on A-REX 6, ``1.1`` on ARC 7) over ``requests``.
 
 The user's proxy is the TLS client certificate; the CE's CA directory verifies the server.
-Errors become one message naming the CE: a connection that never got through is
-:class:`BackendUnavailable` (safe to retry), a request that may have reached the CE
-(timeout or dropped connection after sending) is :class:`BackendUnavailable` with
-``uncertain`` set, so a submit is never repeated blindly.
+Errors become one message naming the CE, with their delivery: a connection that never got
+through is *not sent* (:class:`BackendUnavailable`, safe to retry); a request that may have
+reached the CE (timeout, connection dropped after sending, a 5xx other than 503) *may have
+arrived* (:class:`DeliveryUncertain`), so a submit is never repeated blindly.
 """
 
 from __future__ import annotations
@@ -15,20 +15,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.exceptions import ConnectionError as RequestsConnectionError
-from requests.exceptions import ConnectTimeout, RequestException, SSLError
+from requests.exceptions import RequestException, SSLError
 
 from computeops_grid.backends.arc.delegation import load_proxy, sign_csr
-from computeops_grid.errors import BackendError, BackendUnavailable, CopsError, CredentialError
+from computeops_grid.backends.common.http import status_failure, transport_failure
+from computeops_grid.errors import (
+    BackendError,
+    BackendUnavailable,
+    CopsError,
+    CredentialError,
+)
 
 log = logging.getLogger(__name__)
 VERSIONS = ("1.1", "1.0")
-
-
-class Uncertain(BackendUnavailable):
-    """The request may have reached the CE; only a lookup can tell what happened."""
-
-    uncertain = True  # never retried blindly (see retry.with_retries)
 
 
 def rest_base(ce: str) -> str:
@@ -74,30 +73,15 @@ class ArcRest:
         url = path if path.startswith("https://") else f"{self.api}/{path}"
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kw)
-        except SSLError as exc:
-            raise BackendError(
+        except SSLError as exc:  # the handshake failed: nothing was sent
+            raise BackendUnavailable(
                 f"TLS with {self.base} failed: {exc}",
                 backend=self.name,
                 hint="check the CE's CA in X509_CERT_DIR and your proxy (`cops-grid proxy info`)",
             ) from None
-        except (ConnectTimeout, RequestsConnectionError) as exc:
-            if isinstance(exc, ConnectTimeout) or "NewConnectionError" in repr(exc) or "refused" in str(exc):
-                raise BackendUnavailable(
-                    f"cannot reach the CE {self.base}: {_short(exc)}",
-                    backend=self.name,
-                    hint="the CE is down or the host/port is wrong; `cops-grid backends` checks it",
-                ) from None
-            raise Uncertain(
-                f"the CE {self.base} dropped the connection: {_short(exc)}",
-                backend=self.name,
-                hint="`cops-grid sync` asks the CE whether the request arrived",
-            ) from None
         except RequestException as exc:
-            raise Uncertain(
-                f"no answer from the CE {self.base}: {_short(exc)}",
-                backend=self.name,
-                hint="`cops-grid sync` asks the CE whether the request arrived",
-            ) from None
+            hint = "the CE is down or the host/port is wrong; `cops-grid backends` checks it"
+            raise transport_failure(exc, f"the CE {self.base}", backend=self.name, hint=hint) from None
         if response.status_code not in ok:
             raise self._http_error(response, method, path)
         return response
@@ -110,9 +94,7 @@ class ArcRest:
             return CredentialError(
                 what, hint="is your proxy's VO allowed on this CE? check with `cops-grid proxy info`"
             )
-        if response.status_code >= 500:
-            return BackendUnavailable(what, backend=self.name, hint="the CE has a problem; retry later")
-        return BackendError(what, backend=self.name)
+        return status_failure(response.status_code, what, backend=self.name)
 
     @property
     def api(self) -> str:
@@ -201,17 +183,3 @@ class ArcRest:
 
     def download(self, job_id: str, name: str) -> bytes:
         return self._request("GET", f"jobs/{job_id}/session/{name}").content
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "timed out",
-        "RemoteDisconnected",
-        "Connection aborted",
-        "reset by peer",
-    ):
-        if marker in text:
-            return marker
-    return text[:160]

@@ -1,8 +1,8 @@
 """Job directories on a shared filesystem: stage inputs in, collect declared outputs out.
 
 Used by batch backends whose worker nodes see the client's job directory (Slurm) and
-by backends that upload a job's files from it (ARC). Output globs are matched inside
-the job directory only; a match that resolves outside it (symlink, ``..``) is skipped.
+by backends that upload a job's files from it (ARC). Outputs come back through the one
+collection in :mod:`computeops_grid.backends.common.outputs`.
 """
 
 from __future__ import annotations
@@ -61,20 +61,3 @@ def prepare(job: JobRecord, jobs_dir: Path, pilot: Path) -> Path:
     for src in input_sources(job):
         link_or_copy(src, workdir / src.name)
     return workdir
-
-
-def collect_outputs(job: JobRecord, workdir: Path, dest: Path) -> list[Path]:
-    """Copy the files matching the job's output globs from ``workdir`` to ``dest``."""
-    root = workdir.resolve()
-    copied: list[Path] = []
-    for pattern in job.spec.outputs:
-        for match in sorted(root.glob(pattern)):
-            real = match.resolve()
-            if not real.is_file() or not real.is_relative_to(root):
-                log.warning("skipping output %s of job %s: not a file inside the job dir", match, job.id)
-                continue
-            target = dest / match.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(real, target)
-            copied.append(target)
-    return copied

@@ -1,7 +1,10 @@
-"""Collect a job's declared output files (globs) from its work directory, safely.
+"""The one output collection: a job's declared output globs, copied from its work directory.
 
-Shared by backends whose outputs end up in a directory on this machine. Matches that
-are symlinks, or that resolve outside the work directory, are skipped and logged.
+Used by every backend whose outputs reach a directory on this machine (its own job
+directory, a downloaded sandbox, a copied container directory), so ``cops-grid get``
+behaves the same everywhere. One rule for links: a match that is a symbolic link (or lies
+under one) is followed while it stays inside the work directory, and refused (logged,
+not copied) when it leads out of it; only regular files are copied.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ log = logging.getLogger(__name__)
 
 
 def collect_outputs(workdir: Path, patterns: Sequence[str], dest: Path) -> list[Path]:
+    """Copy the files matching ``patterns`` under ``workdir`` to the same relative paths in ``dest``."""
     root = workdir.resolve()
     dest.mkdir(parents=True, exist_ok=True)
     copied: list[Path] = []
     for pattern in patterns:
         for match in sorted(root.glob(pattern)):
-            if match.is_symlink() or not match.resolve().is_relative_to(root):
-                log.warning("skipping output %s: it points outside the job directory", match)
+            real = match.resolve()
+            if not real.is_relative_to(root):
+                log.warning("refusing output %s: it leads outside the job directory (to %s)", match, real)
                 continue
-            if not match.is_file():
+            if not real.is_file():
                 continue
             target = dest / match.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(match, target)
+            shutil.copyfile(real, target)
             copied.append(target)
     return copied

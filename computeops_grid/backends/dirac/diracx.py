@@ -7,14 +7,13 @@ express it (see :mod:`jdl`) and a plain bulk otherwise. ``JobName`` embeds the c
 id, so ``lookup`` finds jobs after a crash by searching names.
 
 No matcher exists in a bare DiracX: jobs wait until a pilot runs them
-(``cops-grid pilot run-diracx-job``, :mod:`computeops_grid.backends.dirac.agent`).
+(``cops-grid diracx run-jobs``, :mod:`computeops_grid.backends.dirac.agent`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,30 +39,21 @@ from computeops_grid.backends.dirac.diracx_client import (
     check_credentials,
     default_credentials_path,
 )
-from computeops_grid.errors import BackendError, ConfigError, CopsError, JobFileError
+from computeops_grid.backends.dirac.states import native_state
+from computeops_grid.errors import (
+    BackendError,
+    BackendRejected,
+    ConfigError,
+    CopsError,
+    Delivery,
+    DeliveryUncertain,
+    JobFileError,
+)
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
 log = logging.getLogger(__name__)
 
-STATE_MAP: dict[str, JobState] = {
-    "Submitting": JobState.QUEUED,
-    "Received": JobState.QUEUED,
-    "Checking": JobState.QUEUED,
-    "Staging": JobState.QUEUED,
-    "Waiting": JobState.QUEUED,
-    "Matched": JobState.QUEUED,
-    "Rescheduled": JobState.QUEUED,
-    "Running": JobState.RUNNING,
-    "Stalled": JobState.RUNNING,
-    "Completing": JobState.RUNNING,
-    "Completed": JobState.RUNNING,
-    "Done": JobState.COMPLETED,
-    "Failed": JobState.FAILED,
-    "Killed": JobState.CANCELLED,
-    "Deleted": JobState.CANCELLED,
-}
-EXIT_RE = re.compile(r"exit code (-?\d+)", re.IGNORECASE)
 SEARCH_COLUMNS = ("JobID", "JobName", "Status", "MinorStatus", "ApplicationStatus")
 
 
@@ -82,22 +72,6 @@ class DiracXSettings(BackendSettings):
     priority: int | None = Field(default=None, ge=0, le=10, description="JDL Priority")
     job_group: str | None = Field(default=None, description="JDL JobGroup")
     tags: list[str] = Field(default_factory=list, description="extra JDL Tags")
-
-
-def native_state(row: dict[str, Any]) -> StatusInfo:
-    status = str(row.get("Status", ""))
-    app = str(row.get("ApplicationStatus") or "")
-    minor = str(row.get("MinorStatus") or "")
-    state = STATE_MAP.get(status)
-    if state is None:
-        log.warning("unknown DIRAC status %r; keeping the job's state", status)
-    match = EXIT_RE.search(app) or EXIT_RE.search(minor)
-    return StatusInfo(
-        state=state or JobState.QUEUED,
-        exit_code=int(match.group(1)) if match else (0 if status == "Done" else None),
-        message="; ".join(p for p in (minor, app) if p and p != "Unknown"),
-        native_state=status,
-    )
 
 
 class DiracXBackend:
@@ -211,10 +185,10 @@ class DiracXBackend:
         try:
             ids = self.client.submit(texts)
         except BackendError as exc:
-            if exc.transient:
-                raise
+            if exc.delivery is not Delivery.REJECTED:  # not sent, or `sync` must look them up
+                return [SubmitResult(j.id, error=exc) for j in members]
             if len(texts) == 1:
-                err = BackendError(jdl.diagnose(texts[0], exc.message), hint=exc.hint)
+                err = BackendRejected(jdl.diagnose(texts[0], exc.message), hint=exc.hint)
                 return [SubmitResult(j.id, error=err) for j in members]
             found = self.lookup(members)
             done = [r for r in found.values() if r is not None]
@@ -229,7 +203,7 @@ class DiracXBackend:
         found = {r["JobName"]: int(r["JobID"]) for r in self._by_names(members)}
         ids = [found[jdl.job_name(j)] for j in members if jdl.job_name(j) in found]
         if len(ids) != len(members):
-            raise BackendError(f"parametric submission created {len(ids)} of {len(members)} jobs")
+            raise DeliveryUncertain(f"parametric submission created {len(ids)} of {len(members)} jobs")
         self.client.set_status({i: [{"Status": "Received", "MinorStatus": "Job accepted"}] for i in ids})
         return ids
 

@@ -27,7 +27,14 @@ import requests
 
 from computeops_grid.backends.common.sandbox import Archive, extract_archive
 from computeops_grid.credentials.token import decode_claims
-from computeops_grid.errors import BackendError, BackendUnavailable, CopsError, CredentialError
+from computeops_grid.errors import (
+    BackendError,
+    BackendRejected,
+    BackendUnavailable,
+    CopsError,
+    CredentialError,
+    DeliveryUncertain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +97,24 @@ def check_credentials(path: Path, *, now: float | None = None) -> Credentials:
     return creds
 
 
-def _http_error(exc: Exception, what: str) -> CopsError:
+def _http_error(exc: Exception, what: str) -> CopsError:  # noqa: PLR0911 - one return per delivery
+    """The delivery of a failed call: not sent (never connected, 503), rejected (4xx), or may
+    have arrived (reply lost, 5xx, anything else)."""
     from azure.core.exceptions import (  # noqa: PLC0415 - see module doc
         ClientAuthenticationError,
         HttpResponseError,
         ServiceRequestError,
+        ServiceResponseError,
     )
 
     if isinstance(exc, ServiceRequestError):
         return BackendUnavailable(f"cannot reach the DiracX server ({what}): {exc}", backend=BACKEND)
+    if isinstance(exc, ServiceResponseError):
+        return DeliveryUncertain(
+            f"no reply from the DiracX server ({what}): {exc}",
+            backend=BACKEND,
+            hint="nothing is sent again blindly: `cops-grid sync` looks the jobs up",
+        )
     if isinstance(exc, ClientAuthenticationError) or getattr(exc, "status_code", None) == 401:
         return CredentialError(f"the DiracX server refused the token ({what})", hint=LOGIN_HINT)
     if isinstance(exc, HttpResponseError):
@@ -108,10 +124,14 @@ def _http_error(exc: Exception, what: str) -> CopsError:
                 detail = str(json.loads(exc.response.text()).get("detail", ""))
             except (ValueError, AttributeError):
                 detail = exc.response.text()[:300]
-        status = exc.status_code
-        err_cls = BackendUnavailable if status is not None and status >= 500 else BackendError
-        return err_cls(f"{what} refused by the server ({status}): {detail or exc.message}", backend=BACKEND)
-    return BackendError(f"{what} failed: {exc}", backend=BACKEND)
+        status = exc.status_code or 0
+        message = f"{what}: the server answered {status}: {detail or exc.message}"
+        if status == 503:
+            return BackendUnavailable(message, backend=BACKEND)
+        if status >= 500:
+            return DeliveryUncertain(message, backend=BACKEND)
+        return BackendRejected(message, backend=BACKEND)
+    return DeliveryUncertain(f"{what} failed: {exc}", backend=BACKEND)
 
 
 class DiracXClient:

@@ -15,7 +15,6 @@ import ast
 import logging
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,15 +32,18 @@ from computeops_grid.backends.base import (
     SubmitResult,
 )
 from computeops_grid.backends.common.outputs import collect_outputs
+from computeops_grid.backends.common.retry import one_by_one
+from computeops_grid.backends.common.tools import ToolErrors, run_tool, tool_failure
 from computeops_grid.backends.dirac import jdl
-from computeops_grid.backends.dirac.diracx import native_state
-from computeops_grid.errors import BackendError, BackendUnavailable
+from computeops_grid.backends.dirac.states import native_state
+from computeops_grid.errors import BackendError, DeliveryUncertain
 from computeops_grid.jobs.record import JobRecord
 
 log = logging.getLogger(__name__)
 STATUS_LINE = re.compile(r"^JobID=(\d+)\s+(.*)$")
 SUBMIT_LINE = re.compile(r"JobID\s*=\s*\[?([\d,\s]+)\]?")
 HINT = "install and configure the DIRAC client (`dirac-proxy-init -g <group>`), or use --backend diracx"
+ERRORS = ToolErrors(family="dirac", install_hint=HINT)
 
 
 class DiracSettings(BackendSettings):
@@ -78,19 +80,9 @@ class DiracBackend:
         self.context = context
 
     def run(self, *argv: str) -> str:
-        if shutil.which(argv[0]) is None:
-            raise BackendUnavailable(f"{argv[0]} not found on PATH", backend=self.name, hint=HINT)
-        try:
-            proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=self.settings.timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise BackendUnavailable(f"{argv[0]} timed out", backend=self.name) from None
+        proc = run_tool(argv, ERRORS, timeout=self.settings.timeout)
         if proc.returncode != 0:
-            detail = (proc.stdout + proc.stderr).strip().splitlines()
-            raise BackendError(
-                f"{argv[0]} failed: {detail[-1] if detail else proc.returncode}", backend=self.name
-            )
+            raise tool_failure(argv[0], proc, ERRORS)
         return proc.stdout
 
     def opts(self, job: JobRecord) -> jdl.JdlOptions:
@@ -106,23 +98,21 @@ class DiracBackend:
         return jdl.single_jdl(job, files, self.opts(job))
 
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
-        results = []
+        """One ``dirac-wms-job-submit`` per job (see :func:`one_by_one` for partial failures)."""
         with tempfile.TemporaryDirectory(prefix="cops-dirac-") as tmp:
-            for job in jobs:
+
+            def submit_one(job: JobRecord) -> SubmitResult:
                 path = Path(tmp) / f"{job.id}.jdl"
                 path.write_text(self.job_jdl(job))
-                try:
-                    out = self.run("dirac-wms-job-submit", str(path))
-                except BackendError as exc:
-                    if exc.transient:
-                        raise
-                    results.append(SubmitResult(job.id, error=exc))
-                    continue
+                out = self.run("dirac-wms-job-submit", str(path))
                 match = SUBMIT_LINE.search(out)
-                if not match:  # submitted or not? sync decides
-                    raise BackendUnavailable(f"unexpected dirac-wms-job-submit output: {out.strip()!r}")
-                results.append(SubmitResult(job.id, native_id=match.group(1).split(",")[0].strip()))
-        return results
+                if not match:  # submitted or not? `sync` decides
+                    raise DeliveryUncertain(
+                        f"unexpected dirac-wms-job-submit output: {out.strip()!r}", backend=self.name
+                    )
+                return SubmitResult(job.id, native_id=match.group(1).split(",")[0].strip())
+
+            return one_by_one(jobs, submit_one)
 
     def lookup(self, jobs: Sequence[JobRecord]) -> dict[str, SubmitResult | None]:
         found: dict[str, SubmitResult | None] = {j.id: None for j in jobs}

@@ -31,7 +31,7 @@ from computeops_grid.backends.common.jobdir import input_sources
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.htcondor_ce import submit as condor_submit
 from computeops_grid.credentials.token import FIX_HINT, Token, discover_token, read_token_file
-from computeops_grid.errors import BackendError, BackendUnavailable, CopsError, CredentialError
+from computeops_grid.errors import BackendError, BackendUnavailable, CopsError, CredentialError, Delivery
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
@@ -124,13 +124,16 @@ class HTCondorCEBackend:
         return Path(name)
 
     @contextmanager
-    def calling(self, what: str) -> Iterator[None]:
+    def calling(self, what: str, *, sends: bool = True) -> Iterator[None]:
+        """Bindings errors with their delivery: a call that ``sends`` a request may have
+        arrived when it fails (the bindings cannot tell); locating the schedd sends nothing."""
         try:
             yield
         except CopsError:
             raise
         except Exception as exc:  # htcondor2.HTCondorException, and IndexError from 24.x (see notes)
-            raise BackendUnavailable(f"{what} failed: {exc}", backend=self.name) from exc
+            delivery = Delivery.MAY_HAVE_ARRIVED if sends else Delivery.NOT_SENT
+            raise BackendUnavailable(f"{what} failed: {exc}", backend=self.name, delivery=delivery) from exc
 
     def schedd(self, token_path: Path) -> Any:
         htc = bindings()
@@ -138,7 +141,7 @@ class HTCondorCEBackend:
         htc.param["SCITOKENS_FILE"] = str(token_path)
         host = self.settings.ce.split(":")[0]
         pool = self.settings.ce if ":" in self.settings.ce else f"{host}:{condor_submit.CE_PORT}"
-        with self.calling(f"locating the schedd of {pool}"):
+        with self.calling(f"locating the schedd of {pool}", sends=False):
             ad = htc.Collector(pool).locate(htc.DaemonType.Schedd, host)
             return htc.Schedd(ad)
 
@@ -167,7 +170,7 @@ class HTCondorCEBackend:
         token_path = self.token_file(self.token())
         try:
             schedd = self.schedd(token_path)
-        except BackendUnavailable as exc:  # nothing was sent: the jobs stay new and retryable
+        except BackendError as exc:  # nothing was sent: the jobs stay new and retryable
             return [SubmitResult(j.id, error=exc) for j in jobs]
         results: list[SubmitResult] = []
         for cluster in self.clusters(jobs):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
@@ -28,8 +27,9 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.http import status_failure, transport_failure
 from computeops_grid.backends.kubernetes import manifest as km
-from computeops_grid.errors import BackendError, BackendUnavailable
+from computeops_grid.errors import BackendError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
@@ -83,15 +83,17 @@ class KubernetesBackend:
     def _core(self) -> Any:
         return k8s.CoreV1Api(self.api())
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, fn: Any, *args: Any, accept: tuple[int, ...] = (), **kwargs: Any) -> Any:
+        """One API call; an error status in ``accept`` answers None instead of raising."""
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
-            if exc.status and exc.status < 500 and exc.status != 429:
-                raise BackendError(f"API refused: {exc.status} {exc.reason}", backend=self.name) from exc
-            raise BackendUnavailable(f"API error {exc.status} {exc.reason}", backend=self.name) from exc
+            if exc.status in accept:
+                return None
+            message = f"API answered {exc.status} {exc.reason}"
+            raise status_failure(exc.status or 500, message, backend=self.name) from exc
         except OSError as exc:  # urllib3 connection errors are OSErrors
-            raise BackendUnavailable(f"API unreachable: {exc}", backend=self.name) from exc
+            raise transport_failure(exc, "Kubernetes API", backend=self.name) from exc
 
     # -- submission -------------------------------------------------------------
     def _native(self, group: list[JobRecord]) -> list[str]:
@@ -106,20 +108,14 @@ class KubernetesBackend:
         self._create_or_exists(self._batch().create_namespaced_job, ns, km.build_job(group, self.settings))
 
     def _create_or_exists(self, fn: Any, ns: str, body: Any) -> None:
-        try:
-            self._call(fn, ns, body)
-        except BackendError as exc:
-            if "409" not in exc.message:  # AlreadyExists: accepted by an interrupted submit
-                raise
+        self._call(fn, ns, body, accept=(409,))  # AlreadyExists: accepted by an interrupted submit
 
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
         native: dict[str, SubmitResult] = {}
         for group in km.group_jobs(jobs):
             try:
                 self._create(group)
-            except BackendUnavailable:
-                raise
-            except BackendError as exc:  # credentials, kubeconfig, refused manifest
+            except BackendError as exc:  # each group's own answer, whatever its delivery
                 native.update({j.id: SubmitResult(j.id, error=exc) for j in group})
                 continue
             native.update({j.id: SubmitResult(j.id, n) for j, n in zip(group, self._native(group))})
@@ -197,16 +193,6 @@ class KubernetesBackend:
             self._core().read_namespaced_pod_log, pod.metadata.name, self.settings.namespace, container="main"
         )
         return text
-
-    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
-        """Only the log: the work dir is an ``emptyDir`` that goes with the pod."""
-        dest.mkdir(parents=True, exist_ok=True)
-        if job.spec.outputs:
-            log.warning(
-                "job %s: outputs stay in the pod's emptyDir on Kubernetes; write them to storage", job.id
-            )
-        (dest / "stdout").write_text(self.logs(job))
-        return [dest / "stdout"]
 
     def describe(self, jobs: Sequence[JobRecord]) -> str:
         """The manifests ``submit`` would create (Secrets redacted), as YAML documents."""

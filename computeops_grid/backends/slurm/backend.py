@@ -24,20 +24,28 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
-from computeops_grid.backends.common.jobdir import collect_outputs, job_workdir, prepare
+from computeops_grid.backends.common.jobdir import job_workdir, prepare
+from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.retry import with_retries
+from computeops_grid.backends.common.tools import ToolErrors, run_tool, tool_failure
 from computeops_grid.backends.slurm import script
 from computeops_grid.backends.slurm import status as st
-from computeops_grid.errors import BackendError, BackendUnavailable
+from computeops_grid.errors import BackendError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
 log = logging.getLogger(__name__)
 
-# stderr fragments meaning "the controller was not reached": nothing was submitted.
-_UNREACHABLE = ("Unable to contact slurm controller", "Connection refused", "Transport endpoint")
-# fragments meaning "the request may or may not have arrived".
-_UNCERTAIN = ("Socket timed out", "temporarily unavailable", "Slurm temporarily unable")
+ERRORS = ToolErrors(
+    family="slurm",
+    install_hint="install the Slurm client commands (Debian: slurm-client) or set bin_dir",
+    # the controller was not reached: nothing was submitted
+    unreachable=("Unable to contact slurm controller", "Connection refused", "Transport endpoint"),
+    # the request may or may not have arrived (Slurm itself cannot tell)
+    uncertain=("Socket timed out", "temporarily unavailable", "Slurm temporarily unable"),
+    unreachable_hint="check that slurmctld is running (`scontrol ping`); the job stays retryable",
+    rejected_hint="fix the job's resources or the backend's partition/account/qos settings",
+)
 _GONE = ("Invalid job id", "already completing or completed")
 
 
@@ -92,54 +100,17 @@ class SlurmBackend:
 
     def _run(self, tool: str, args: list[str]) -> subprocess.CompletedProcess[str]:
         exe = str(Path(self.settings.bin_dir) / tool) if self.settings.bin_dir else tool
-        env = dict(os.environ)
-        if self.settings.slurm_conf:
-            env["SLURM_CONF"] = self.settings.slurm_conf
-        try:
-            return subprocess.run(
-                [exe, *args],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=self.settings.command_timeout,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise BackendUnavailable(
-                f"`{tool}` is not installed here",
-                backend=self.name,
-                hint="install the Slurm client commands (Debian: slurm-client) or set bin_dir",
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise BackendUnavailable(
-                f"`{tool}` did not answer within {self.settings.command_timeout:.0f} s",
-                backend=self.name,
-                hint="the Slurm controller is slow or down; `cops-grid sync` checks again later",
-            ) from None
+        extra = {"SLURM_CONF": self.settings.slurm_conf} if self.settings.slurm_conf else {}
+        return run_tool([exe, *args], ERRORS, timeout=self.settings.command_timeout, extra_env=extra)
 
-    def _failure(self, tool: str, proc: subprocess.CompletedProcess[str]) -> BackendError:
-        said = (proc.stderr or proc.stdout).strip().splitlines()
-        text = said[-1] if said else f"exit status {proc.returncode}"
-        if any(s in text for s in _UNREACHABLE + _UNCERTAIN):
-            return BackendUnavailable(
-                f"{tool}: {text}",
-                backend=self.name,
-                hint="check that slurmctld is running (`scontrol ping`); the job can be retried",
-            )
-        return BackendError(
-            f"{tool} refused: {text}",
-            backend=self.name,
-            hint="fix the job's resources or the backend's partition/account/qos settings",
-        )
-
-    def _checked(self, tool: str, args: list[str]) -> str:
+    def _checked(self, tool: str, args: list[str], *, idempotent: bool = True) -> str:
         def once() -> str:
             proc = self._run(tool, args)
             if proc.returncode != 0:
-                raise self._failure(tool, proc)
+                raise tool_failure(tool, proc, ERRORS)
             return proc.stdout
 
-        return with_retries(once, what=tool)
+        return with_retries(once, idempotent=idempotent, what=tool)
 
     # -- submit ---------------------------------------------------------------------
 
@@ -163,14 +134,8 @@ class SlurmBackend:
 
     def _sbatch(self, script_path: Path) -> str:
         """Submit one script; returns the native job id (without the cluster name)."""
-
-        def once() -> str:
-            proc = self._run("sbatch", ["--parsable", str(script_path)])
-            if proc.returncode != 0:
-                raise self._failure("sbatch", proc)
-            return proc.stdout.strip().split(";")[0]
-
-        return with_retries(once, what="sbatch")
+        out = self._checked("sbatch", ["--parsable", str(script_path)], idempotent=False)
+        return out.strip().split(";")[0]
 
     def _write_job(self, job: JobRecord) -> Path:
         workdir = prepare(job, self.jobs_dir, self.context.pilot)
@@ -203,9 +168,7 @@ class SlurmBackend:
         path = self._write_group(group)
         try:
             native = self._sbatch(path)
-        except BackendError as exc:
-            if any(s in exc.message for s in _UNCERTAIN) or "did not answer" in exc.message:
-                raise  # the controller may have accepted it: `sync` asks, never submit twice
+        except BackendError as exc:  # every job of the group shares the answer (may have arrived too)
             return [SubmitResult(job_id=j.id, error=exc) for j in group]
         if len(group) == 1 and group[0].bulk_id is None:
             return [SubmitResult(job_id=group[0].id, native_id=native)]
@@ -214,8 +177,8 @@ class SlurmBackend:
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
         """One ``sbatch`` per single job and one ``sbatch --array`` per bulk, results in order.
 
-        A refusal or an unreachable controller comes back as ``error`` on the job's result;
-        a call that may have reached the controller (timeout) raises BackendUnavailable.
+        Every failure comes back as ``error`` on the job's result, with its delivery: refused,
+        not sent (controller unreachable) or may have arrived (``sbatch`` timed out).
         """
         by_id: dict[str, SubmitResult] = {}
         for group in self._groups(jobs):
@@ -316,12 +279,12 @@ class SlurmBackend:
         if proc.returncode != 0 and not all(
             any(g in line for g in _GONE) for line in proc.stderr.splitlines()
         ):
-            raise self._failure("scancel", proc)
+            raise tool_failure("scancel", proc, ERRORS)
 
     # -- files, dry run, health -----------------------------------------------------
 
     def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
-        return collect_outputs(job, job_workdir(job, self.jobs_dir), dest)
+        return collect_outputs(job_workdir(job, self.jobs_dir), job.spec.outputs, dest)
 
     def logs(self, job: JobRecord) -> str:
         workdir = job_workdir(job, self.jobs_dir)

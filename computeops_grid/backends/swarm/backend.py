@@ -33,14 +33,19 @@ from computeops_grid.backends.base import (
     SubmitResult,
 )
 from computeops_grid.backends.common.docker_image import engine_name, ensure_engine_image
+from computeops_grid.backends.common.http import status_failure, transport_failure
 from computeops_grid.backends.common.jobdir import input_sources, job_workdir, link_or_copy
 from computeops_grid.backends.common.outputs import collect_outputs
+from computeops_grid.backends.common.retry import one_by_one
 from computeops_grid.backends.swarm import spec as sp
 from computeops_grid.errors import BackendError, BackendUnavailable
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
 log = logging.getLogger(__name__)
+
+
+HINT = "check that dockerd runs and is a swarm manager: `docker info`"
 
 
 class SwarmSettings(BackendSettings):
@@ -138,41 +143,39 @@ class SwarmBackend:
     def _create(self, job: JobRecord, image: str, existing: dict[str, Any]) -> SubmitResult:
         if job.id in existing:  # accepted by an earlier, interrupted submit
             return SubmitResult(job.id, existing[job.id].id)
+        kwargs = sp.service_kwargs(
+            job, image, reserve=self.settings.reserve, gpu_resource=self.settings.gpu_resource,
+            bind=self._bind(job), network=self.settings.network,
+        )  # fmt: skip
         try:
-            kwargs = sp.service_kwargs(
-                job, image, reserve=self.settings.reserve, gpu_resource=self.settings.gpu_resource,
-                bind=self._bind(job), network=self.settings.network,
-            )  # fmt: skip
             service = self.client().services.create(**kwargs)  # type: ignore[no-untyped-call]
-        except BackendError as exc:
-            return SubmitResult(job.id, error=exc)
         except docker.errors.APIError as exc:
-            if exc.status_code and exc.status_code < 500:
-                return SubmitResult(job.id, error=BackendError(_api_message(exc), backend=self.name))
-            raise _unavailable(exc) from exc
+            if exc.status_code == 409:  # the name cops-<id> exists: an earlier try did arrive
+                found = self._services().get(job.id)
+                if found is not None:
+                    return SubmitResult(job.id, found.id)
+            raise status_failure(exc.status_code or 500, _api_message(exc), backend=self.name) from exc
+        except Exception as exc:  # requests/urllib3: the connection failed or the reply was lost
+            raise transport_failure(exc, "creating the service", backend=self.name, hint=HINT) from exc
         return SubmitResult(job.id, service.id)
 
+    def _image(self, spec_image: str, images: dict[str, str | BackendError]) -> str:
+        """The engine's image for a job image, converted once per submit (errors too)."""
+        if spec_image not in images:
+            try:
+                images[spec_image] = ensure_engine_image(self.client(), spec_image, self.ctx.image_root)
+            except BackendError as exc:
+                images[spec_image] = exc
+        image = images[spec_image]
+        if isinstance(image, BackendError):
+            raise image
+        return image
+
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
-        try:
-            existing = self._services()
-        except BackendUnavailable as exc:  # nothing was sent: certainly not submitted
-            return [SubmitResult(j.id, error=exc) for j in jobs]
+        """One service per job; a lost reply stops the loop (see :func:`one_by_one`)."""
+        existing = self._services()  # nothing is sent before this answers
         images: dict[str, str | BackendError] = {}
-        results = []
-        for job in jobs:
-            if job.spec.image not in images:
-                try:
-                    images[job.spec.image] = ensure_engine_image(
-                        self.client(), job.spec.image, self.ctx.image_root
-                    )
-                except BackendError as exc:
-                    images[job.spec.image] = exc
-            image = images[job.spec.image]
-            if isinstance(image, BackendError):
-                results.append(SubmitResult(job.id, error=image))
-                continue
-            results.append(self._create(job, image, existing))
-        return results
+        return one_by_one(jobs, lambda job: self._create(job, self._image(job.spec.image, images), existing))
 
     def lookup(self, jobs: Sequence[JobRecord]) -> dict[str, SubmitResult | None]:
         existing = self._services()
@@ -352,8 +355,4 @@ def _api_message(exc: Any) -> str:
 
 
 def _unavailable(exc: Exception) -> BackendUnavailable:
-    return BackendUnavailable(
-        f"Docker engine API failed: {_api_message(exc)}",
-        backend="swarm",
-        hint="check that dockerd runs and is a swarm manager: `docker info`",
-    )
+    return BackendUnavailable(f"Docker engine API failed: {_api_message(exc)}", backend="swarm", hint=HINT)

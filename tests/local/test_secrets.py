@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.backends.local.backend import runner_env
+from computeops_grid.backends.common.environment import runner_env
 from tests.conftest import Cli
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,10 @@ def marker(name: str) -> str:
 
 @pytest.fixture
 def markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    return set_markers(tmp_path, monkeypatch)
+
+
+def set_markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Set credentials in this process (the CLI inherits them); returns label -> marker."""
     found: dict[str, str] = {}
     for name in SECRET_NAMES:

@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,6 +35,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.environment import runner_env
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.payload import REPORT_NAME, pilot_argv
 from computeops_grid.backends.local import runner as local_runner
@@ -46,34 +46,7 @@ from computeops_grid.jobs.state import JobState
 log = logging.getLogger(__name__)
 WRAPPER_CODES = range(240, 250)
 
-# What the pilot wrapper itself reads (worker/cops_pilot.py): PATH to find runtimes, HOME and
-# XDG_CACHE_HOME for its probe cache, the temporary directory, the runtime process's own
-# variables (host_env_for_runtime), where the docker engine is (Docker.client_env); then the
-# non-credential part of its default pass-through list (DEFAULT_PASS_ENV) and the locale.
-RUNNER_ENV = frozenset(
-    {"PATH", "HOME", "USER", "LOGNAME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "TMPDIR", "TEMP", "TMP",
-     "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
-     "LANG", "LANGUAGE", "TZ", "OMP_NUM_THREADS", "X509_CERT_DIR", "X509_VOMS_DIR"}
-)  # fmt: skip
-RUNNER_ENV_PREFIXES = ("COPS_PILOT_", "LC_")  # the wrapper's site settings; locale categories
-# Never passed, even where an allowed name or prefix matches: a second line of defence.
-CREDENTIAL_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|AUTH|PROXY|^AWS_", re.IGNORECASE)
 SPAWN_ENV = ("PYTHONPATH", "PYTHONHOME")  # the runner imports this package as the CLI does
-
-
-def runner_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment of a job's runner and wrapper: the allow-list, without credentials.
-
-    The payload's own environment is built by the wrapper (PATH, HOME, its pass-through list
-    and the job's ``environment:``, given as ``--env`` in the argv), never this one.
-    """
-    env = {
-        name: value
-        for name, value in environ.items()
-        if (name in RUNNER_ENV or name.startswith(RUNNER_ENV_PREFIXES)) and not CREDENTIAL_NAME.search(name)
-    }
-    env.setdefault("PATH", os.defpath)
-    return env
 
 
 class LocalSettings(BackendSettings):

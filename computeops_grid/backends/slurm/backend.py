@@ -24,6 +24,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.environment import exported_names
 from computeops_grid.backends.common.jobdir import job_workdir, prepare
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.retry import with_retries
@@ -133,8 +134,12 @@ class SlurmBackend:
         return out
 
     def _sbatch(self, script_path: Path) -> str:
-        """Submit one script; returns the native job id (without the cluster name)."""
-        out = self._checked("sbatch", ["--parsable", str(script_path)], idempotent=False)
+        """Submit one script; returns the native job id (without the cluster name).
+
+        ``--export`` names the allow-listed variables only: by default Slurm copies the whole
+        submitting environment, tokens and keys included, into the job and its own state."""
+        export = "--export=" + (",".join(exported_names(os.environ)) or "NIL")
+        out = self._checked("sbatch", ["--parsable", export, str(script_path)], idempotent=False)
         return out.strip().split(";")[0]
 
     def _write_job(self, job: JobRecord) -> Path:

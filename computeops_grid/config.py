@@ -5,11 +5,18 @@
   repository ``images/`` (laid out like ``/cvmfs/unpacked.cern.ch``).
 * The configuration is YAML: ``$COPS_GRID_CONFIG``, else ``$COPS_GRID_HOME/config.yaml``,
   else ``~/.config/cops-grid/config.yaml``; all optional (see ``etc/cops-grid.yaml``).
+
+Where jobs run is named two ways: a backend *type* (``slurm``, ``arc``, ...) with its defaults
+under ``backends.<type>:``, or a named *resource* under ``resources.<name>:`` with its ``type:``
+and its own settings on top of that type's defaults, any number per type. The store records
+the name a job was submitted to, so every later command reaches the same CE or cluster.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -26,21 +33,58 @@ def home_dir() -> Path:
     return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("cops-grid"))
 
 
+RESOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a job runs: a name (what the store records), a backend type, its settings."""
+
+    name: str
+    type: str
+    settings: dict[str, Any]
+    where: str  # the configuration section the settings come from, for error messages
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     default_backend: str = "local"
     image_root: Path | None = Field(default=None, description="unpacked image repository")
-    backends: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    backends: dict[str, dict[str, Any]] = Field(default_factory=dict)  # defaults per type
+    resources: dict[str, dict[str, Any]] = Field(default_factory=dict)  # named, with `type:`
     source: str = Field(default="(built-in defaults)", exclude=True)
 
-    @field_validator("backends", mode="before")
+    @field_validator("backends", "resources", mode="before")
     @classmethod
     def _empty_sections(cls, value: Any) -> Any:
         """``slurm:`` with nothing under it (or only comments) means default settings."""
         if isinstance(value, dict):
             return {k: {} if v is None else v for k, v in value.items()}
         return value
+
+    @field_validator("resources")
+    @classmethod
+    def _resource_names_and_types(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, body in value.items():
+            if not RESOURCE_NAME.fullmatch(name):
+                raise ValueError(f"resource name {name!r}: letters, digits, '.', '_', '-' (64 at most)")
+            if not isinstance(body.get("type"), str):
+                raise ValueError(f"resource {name!r} needs `type:` (a backend type, e.g. arc or slurm)")
+        return value
+
+    def resource(self, name: str) -> Resource:
+        """The resource ``name``: a named one, else the type of that name with its defaults."""
+        if name in self.resources:
+            body = dict(self.resources[name])
+            kind = str(body.pop("type"))
+            settings = {**self.backends.get(kind, {}), **body}
+            return Resource(name, kind, settings, f"resources.{name}")
+        return Resource(name, name, dict(self.backends.get(name, {})), f"backends.{name}")
+
+    def add_resource(self, name: str, body: dict[str, Any]) -> None:
+        """Register a resource defined elsewhere (a campaign's inline site), for this session."""
+        self.resources = self._resource_names_and_types({**self.resources, name: body})
 
     @cached_property
     def home(self) -> Path:

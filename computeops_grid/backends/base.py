@@ -86,6 +86,7 @@ class Health:
     reachable: bool
     detail: str = ""
     warnings: list[str] = field(default_factory=list)
+    credential: str = ""  # "ok", or what is wrong with it; "" where the backend needs none
 
 
 @runtime_checkable

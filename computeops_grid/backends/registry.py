@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, cast
+from typing import cast
 
 from pydantic import ValidationError
 
@@ -51,14 +51,24 @@ def context(config: Config) -> BackendContext:
 
 
 def get_backend(name: str, config: Config) -> Backend:
-    """An instance of backend ``name`` with its settings from the configuration."""
-    cls = backend_class(name)
-    raw: dict[str, Any] = config.backends.get(name, {})
+    """An instance for resource ``name`` (a named resource, or a backend type with its
+    defaults), with its settings from the configuration."""
+    resource = config.resource(name)
     try:
-        settings = cls.Settings.model_validate(raw)
+        cls = backend_class(resource.type)
+    except UnknownBackend:
+        if resource.name != resource.type or not config.resources:
+            raise
+        raise UnknownBackend(
+            f"no resource or backend type named {name!r}; resources: {', '.join(sorted(config.resources))};"
+            f" types: {', '.join(known_backends())}",
+            hint="`cops-grid backends` lists them; resources are defined under `resources:`",
+        ) from None
+    try:
+        settings = cls.Settings.model_validate(resource.settings)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in ("backends", name, *err["loc"]))
+        field = ".".join(str(p) for p in (resource.where, *err["loc"]))
         raise ConfigError(f"{config.source}: {field}: {err['msg']}") from None
     backend = cls(settings, context(config))  # type: ignore[call-arg]
     problems = undeclared_abilities(backend, cls.capabilities)

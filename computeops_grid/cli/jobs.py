@@ -14,7 +14,7 @@ from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic import follow
 from computeops_grid.logic import submit as submit_logic
-from computeops_grid.logic.backends import backend_overview
+from computeops_grid.logic.backends import PROBE_SECONDS, backend_overview
 from computeops_grid.logic.session import Session
 from computeops_grid.logic.sync import sync as sync_logic
 
@@ -186,20 +186,26 @@ def sync(json_out: bool = JSON) -> None:
         _report_submit(report.submit)
 
 
-def backends(json_out: bool = JSON) -> None:
-    """Show the registered backends, their settings and whether they are reachable."""
+def backends(
+    json_out: bool = JSON,
+    timeout: float = typer.Option(PROBE_SECONDS, "--timeout", help="Seconds each probe may take."),
+) -> None:
+    """Show every resource (named under `resources:`, and each backend type with its
+    defaults): its type, whether it answers, its credential and capabilities. All are
+    probed at once, each for at most --timeout seconds."""
     with Session.open() as session:
-        rows = backend_overview(session)
+        rows = backend_overview(session, timeout=timeout)
     if output.want_json(json_out):
         output.print_json(rows)
         return
     table = Table(header_style="bold")
-    for column in ("BACKEND", "REACHABLE", "CAPABILITIES", "DETAIL"):
+    for column in ("RESOURCE", "TYPE", "REACHABLE", "CREDENTIAL", "CAPABILITIES", "DETAIL"):
         table.add_column(column, overflow="fold")
     for row in rows:
         ok = "[green]yes[/]" if row["reachable"] else "[red]no[/]"
         detail = "; ".join([row["detail"], *row["warnings"]])
-        table.add_row(row["name"], ok, ", ".join(row["capabilities"]), detail)
+        credential = row["credential"] or "-"
+        table.add_row(row["name"], row["type"], ok, credential, ", ".join(row["capabilities"]), detail)
     output.out.print(table)
 
 

@@ -252,14 +252,18 @@ class ArcBackend:
     def check(self) -> Health:
         problem, warnings = health_problems(self.proxy, vo=self.settings.vo)
         if problem:
-            return Health(reachable=False, detail=f"credential: {problem}")
+            return Health(reachable=False, detail=f"credential: {problem}", credential=problem)
         try:
             if tools := self.tools():
                 health = tools.check()
                 health.warnings.extend(warnings)
+                health.credential = "; ".join(warnings) or "ok"
                 return health
             version = self.rest.discover_version()
             self.rest.list_jobs()
         except CopsError as exc:
-            return Health(reachable=False, detail=exc.message, warnings=warnings)
-        return Health(reachable=True, detail=f"{self.rest.base} REST {version}", warnings=warnings)
+            return Health(reachable=False, detail=exc.message, warnings=warnings, credential="ok")
+        detail = f"{self.rest.base} REST {version}"
+        return Health(
+            reachable=True, detail=detail, warnings=warnings, credential="; ".join(warnings) or "ok"
+        )

@@ -8,6 +8,8 @@ Slurm (munged + slurmctld + slurmd on loopback) gets its own munge key and socke
 free ports; recipe: ``shared/notes/slurm-single-node.md``. With ``accounting=True`` it
 also gets its own MariaDB server (own datadir and socket, TCP on 127.0.0.1 only) and a
 slurmdbd on it, so ``sacct`` answers; recipe: ``docs/notes/slurmdbd-mariadb.md``.
+That MariaDB starter (:func:`start_mariadb`) is shared with the tests' VOMS server
+(``tests/services/voms.py``, ``docs/notes/voms-server.md``).
 """
 
 from __future__ import annotations
@@ -393,46 +395,80 @@ def _log_tail(path: Path) -> str:
         return f"(no {path.name})"
 
 
-def _start_mariadb(cluster: SlurmCluster, timeout: float = 60.0) -> None:
-    """Initialise a datadir under the cluster's root, start mariadbd on 127.0.0.1:<free port>,
-    create slurmdbd's database and user (random password), write slurmdbd.conf."""
-    db, log_dir = cluster.root / "db", cluster.root / "log"
-    sock = db / "mysqld.sock"
+@dataclass
+class PrivateMariaDB:
+    """A mariadbd private to one datadir: own socket, TCP on 127.0.0.1:``port`` only.
+
+    Root logs in over the socket (unix_socket auth, no password anywhere); :meth:`sql`
+    feeds statements on stdin, so passwords in them stay off every argv.
+    """
+
+    datadir: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_file: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.datadir / "mysqld.sock"
+
+    def client(self, *args: str) -> list[str]:
+        return ["mariadb", "--no-defaults", f"--socket={self.socket}", "--user=root", "--batch", *args]
+
+    def sql(self, text: str, *, database: str | None = None, what: str = "SQL") -> str:
+        """Run ``text`` as root; BackendUnavailable (naming ``what``) when it fails."""
+        argv = self.client(*([database] if database else []))
+        done = subprocess.run(argv, input=text, capture_output=True, text=True, check=False, timeout=60)
+        if done.returncode != 0:
+            raise BackendUnavailable(f"{what} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def stop(self) -> None:
+        _terminate([self.proc])
+
+
+def start_mariadb(datadir: Path, log_file: Path, *, timeout: float = 60.0) -> PrivateMariaDB:
+    """Initialise ``datadir`` (which must not exist yet) and start mariadbd on 127.0.0.1:<free
+    port>; returns once root gets an answer (docs/notes/slurmdbd-mariadb.md)."""
     init = subprocess.run(
-        ["mariadb-install-db", *MARIADB_COMMON, f"--datadir={db}", "--auth-root-authentication-method=socket",
-         "--skip-test-db"],
+        ["mariadb-install-db", *MARIADB_COMMON, f"--datadir={datadir}",
+         "--auth-root-authentication-method=socket", "--skip-test-db"],
         capture_output=True, text=True, check=False, timeout=timeout,
     )  # fmt: skip
     if init.returncode != 0:
         raise BackendUnavailable(f"mariadb-install-db failed:\n{(init.stdout + init.stderr)[-2000:]}")
     port = free_port()
-    argv = ["mariadbd", *MARIADB_COMMON, f"--datadir={db}", f"--socket={sock}", f"--port={port}",
-            "--bind-address=127.0.0.1", f"--pid-file={db}/mariadbd.pid",
-            f"--log-error={log_dir}/mariadbd.log", "--innodb-buffer-pool-size=32M",
+    argv = ["mariadbd", *MARIADB_COMMON, f"--datadir={datadir}", f"--socket={datadir}/mysqld.sock",
+            f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={datadir}/mariadbd.pid",
+            f"--log-error={log_file}", "--innodb-buffer-pool-size=32M",
             "--innodb-lock-wait-timeout=900", "--innodb-flush-log-at-trx-commit=0"]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cluster.base.append(proc)
-    client = ["mariadb", "--no-defaults", f"--socket={sock}", "--user=root", "--batch"]
+    db = PrivateMariaDB(datadir=datadir, port=port, proc=proc, log_file=log_file)
+    ping = db.client("-e", "SELECT 1")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        ping = subprocess.run([*client, "-e", "SELECT 1"], capture_output=True, check=False, timeout=30)
-        if ping.returncode == 0:
-            break
+        if subprocess.run(ping, capture_output=True, check=False, timeout=30).returncode == 0:
+            return db
         time.sleep(0.05)
-    else:
-        raise BackendUnavailable(f"private mariadbd did not answer:\n{_log_tail(log_dir / 'mariadbd.log')}")
+    db.stop()
+    raise BackendUnavailable(f"private mariadbd did not answer:\n{_log_tail(log_file)}")
+
+
+def _start_mariadb(cluster: SlurmCluster, timeout: float = 60.0) -> None:
+    """Start a private mariadbd under the cluster's root, create slurmdbd's database and user
+    (random password), write slurmdbd.conf."""
+    db = start_mariadb(cluster.root / "db", cluster.root / "log" / "mariadbd.log", timeout=timeout)
+    cluster.base.append(db.proc)
     password = secrets.token_hex(16)
-    sql = (
+    db.sql(
         f"CREATE DATABASE {DB_NAME};\n"
         f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}';\n"
-        f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';\n"
+        f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';\n",
+        what="creating slurmdbd's database",
     )  # on stdin, so the password is not on an argv
-    made = subprocess.run(client, input=sql, capture_output=True, text=True, check=False, timeout=30)
-    if made.returncode != 0:
-        raise BackendUnavailable(f"creating slurmdbd's database failed: {made.stderr.strip()}")
     _write_private(
         cluster.root / "slurmdbd.conf",
-        SLURMDBD_CONF.format(root=cluster.root, dbd_port=cluster.dbd_port, db_port=port, db_user=DB_USER,
+        SLURMDBD_CONF.format(root=cluster.root, dbd_port=cluster.dbd_port, db_port=db.port, db_user=DB_USER,
                              db_pass=password, db_name=DB_NAME),
     )  # fmt: skip
 

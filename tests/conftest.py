@@ -118,6 +118,16 @@ def good_proxy(arc_ce: ArcCE) -> Path:
     return arc_ce.proxy("good")
 
 
+@pytest.fixture(scope="session")
+def apptainer_bin() -> Path:
+    """A directory holding ``apptainer`` and ``singularity``: Debian sid's Apptainer 1.4, run
+    from its cached root (scripts/debian-roots.sh; built on first use) with host paths bound at
+    the same path. Put it on PATH and the wrapper calls it as a worker node's Apptainer."""
+    from tests.services.debian_roots import build
+
+    return build("apptainer-bin")
+
+
 @pytest.fixture
 def slurm_settings(slurm_cluster: SlurmCluster) -> dict[str, Any]:
     """``backends.slurm:`` for the session's Slurm (job dirs under ``$COPS_GRID_HOME/jobs``)."""

@@ -775,6 +775,7 @@ class Apptainer(Runtime):
     )
     supports_sif = True
     start_error = r"^(FATAL|ERROR)\s*:"
+    signal_exit = True  # measured (1.4.5): a payload killed by signal N comes back as exit 128+N
 
     def mode(self, binary):
         # type: (str) -> str

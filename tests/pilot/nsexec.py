@@ -1,7 +1,8 @@
 """Test helper: set up a hostile or CVMFS-like node in private namespaces, then exec a command.
 
 Run as root under ``unshare --mount --propagation private``, so nothing here touches the host's
-mount table: it loop-mounts a squashfs read-only at the CVMFS path (the CVMFS stand-in), can hide
+mount table: it loop-mounts a squashfs read-only at the CVMFS path (the CVMFS stand-in; more
+repositories with --also-squashfs IMAGE:DIR), can hide
 /cvmfs behind an empty tmpfs, drops to an unprivileged user, and can disable user namespaces by
 entering a user namespace (same uid, capabilities dropped before the command) whose
 ``max_user_namespaces`` is 0.
@@ -19,6 +20,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--squashfs")
     parser.add_argument("--mountpoint", default="/cvmfs/unpacked.cern.ch")
+    parser.add_argument(
+        "--also-squashfs", action="append", default=[], metavar="IMAGE:DIR", help="one more repository"
+    )
     parser.add_argument("--hide-cvmfs", action="store_true")
     parser.add_argument("--readonly", action="append", default=[], help="remount a directory read-only")
     parser.add_argument("--user")
@@ -36,6 +40,9 @@ def main() -> None:
         subprocess.run(
             ["mount", "-t", "squashfs", "-o", "loop,ro", args.squashfs, args.mountpoint], check=True
         )
+    for pair in args.also_squashfs:
+        image, mountpoint = pair.split(":", 1)
+        subprocess.run(["mount", "-t", "squashfs", "-o", "loop,ro", image, mountpoint], check=True)
     if args.hide_cvmfs:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "none", "/cvmfs"], check=True)
     for path in args.readonly:

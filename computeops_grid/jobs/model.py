@@ -140,7 +140,9 @@ class JobSpec(_Strict):
     runtimes: list[Literal[RUNTIMES]] = Field(  # type: ignore[valid-type]
         default_factory=list, description="runtime preference list for the pilot wrapper"
     )
-    backend: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]*$")
+    backend: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+    )  # resource or type
     backend_options: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     parameters: dict[str, ParameterValues] = Field(default_factory=dict)

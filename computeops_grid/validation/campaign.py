@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from computeops_grid.config import Config
 from computeops_grid.errors import ConfigError
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -23,8 +24,15 @@ class _Strict(BaseModel):
 
 
 class Site(_Strict):
+    """A site names a configured resource (``backend: cern-arc``, or a type with its defaults),
+    or defines its own inline: ``type:`` and that type's settings beside the site's keys
+    (``{name: x, type: arc, ce: host, queue: q}``), so a campaign of hundreds of CEs needs no
+    configuration block for each."""
+
     name: str = Field(pattern=NAME_RE)
-    backend: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="configured backend name")
+    backend: str | None = Field(default=None, pattern=NAME_RE, description="configured resource or type")
+    type: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]*$", description="inline: backend type")
+    settings: dict[str, Any] = Field(default_factory=dict, description="inline: the type's settings")
     endpoint: str = Field(default="", description="CE host or cluster (informational, backend-dependent)")
     queue: str = Field(default="", description="queue / partition, passed as backend option 'queue'")
     options: dict[str, Any] = Field(default_factory=dict, description="extra backend options")
@@ -33,6 +41,22 @@ class Site(_Strict):
     environment: dict[str, str] = Field(
         default_factory=dict, description="variables of the validation job on this site (e.g. PATH)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_settings(cls, data: Any) -> Any:
+        """With ``type:``, the keys that are not the site's own are the resource's settings."""
+        if isinstance(data, dict) and "type" in data:
+            own = {k: v for k, v in data.items() if k in cls.model_fields}
+            extra = {k: v for k, v in data.items() if k not in cls.model_fields}
+            return {**own, "settings": {**own.get("settings", {}), **extra}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_resource(self) -> Site:
+        if (self.backend is None) == (self.type is None):
+            raise ValueError("give either `backend:` (a configured resource) or `type:` with its settings")
+        return self
 
     @field_validator("environment")
     @classmethod
@@ -98,6 +122,16 @@ class Campaign(_Strict):
             if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", repo):
                 raise ValueError(f"{repo!r} is not a CVMFS repository name")
         return repos
+
+    def resource_of(self, site: Site) -> str:
+        """The resource name the site's job is stored under (inline ones: ``campaign.site``)."""
+        return site.backend or f"{self.name}.{site.name}"
+
+    def register(self, config: Config) -> None:
+        """Make the inline sites' resources known to ``config`` for this session."""
+        for site in self.sites:
+            if site.type is not None:
+                config.add_resource(self.resource_of(site), {"type": site.type, **site.settings})
 
     def site(self, name: str) -> Site:
         for site in self.sites:

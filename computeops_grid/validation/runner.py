@@ -100,7 +100,7 @@ def bundle_spec(campaign: Campaign, site: Site, bundle: Path, run_id: str) -> Jo
         inputs=[str(bundle)],
         outputs=[RESULT_NAME],
         resources={"walltime": max(1, campaign.walltime // 60), "cores": 1},
-        backend=site.backend,
+        backend=campaign.resource_of(site),
         backend_options=options,
         tags=["validation", f"campaign={campaign.name}", f"site={site.name}", f"run={run_id}"],
     )
@@ -130,6 +130,7 @@ def run_campaign(session: Session, campaign: Campaign, *, new: bool = False) -> 
     A site whose backend refuses the job before it is stored keeps its reason in the run
     (verdict ``unreachable``) and is not submitted again by a rerun of the same run.
     """
+    campaign.register(session.config)
     run = None if new else load_run(session, campaign.name)
     if run is not None and _complete(run, _live(session, run), campaign):
         run = None  # the previous run is complete: start a new one
@@ -146,7 +147,8 @@ def run_campaign(session: Session, campaign: Campaign, *, new: bool = False) -> 
     store_dir.mkdir(parents=True, exist_ok=True)
     for site in (s for s in todo if s.name not in live):
         spec = bundle_spec(campaign, site, _stage_bundle(campaign, site, store_dir), run.run_id)
-        record = JobRecord(id=new_id(), spec=spec, backend=site.backend, source=str(store_dir / "campaign"))
+        resource = campaign.resource_of(site)
+        record = JobRecord(id=new_id(), spec=spec, backend=resource, source=str(store_dir / "campaign"))
         records[site.name] = record
         run.jobs[site.name] = record.id
         run.refused.pop(site.name, None)
@@ -196,6 +198,7 @@ class SiteProgress:
 
 
 def site_states(session: Session, campaign: Campaign) -> list[SiteProgress]:
+    campaign.register(session.config)
     run = load_run(session, campaign.name)
     live = _live(session, run) if run else {}
     found = []
@@ -212,6 +215,7 @@ def site_states(session: Session, campaign: Campaign) -> list[SiteProgress]:
 
 def collect(session: Session, campaign: Campaign) -> tuple[CampaignRun, list[SiteResult]]:
     """Verdicts of the current run: fetched results, or unreachable / pending with the reason."""
+    campaign.register(session.config)
     run = load_run(session, campaign.name)
     if run is None:
         raise CopsError(
@@ -222,7 +226,7 @@ def collect(session: Session, campaign: Campaign) -> tuple[CampaignRun, list[Sit
     results = []
     for site in campaign.sites:
         if site.name in run.refused and site.name not in live:
-            why = f"the {site.backend} backend refused the job: {run.refused[site.name]}"
+            why = f"{campaign.resource_of(site)} refused the job: {run.refused[site.name]}"
             results.append(SiteResult(site.name, Verdict.UNREACHABLE, message=why))
         else:
             results.append(_site_result(session, site.name, live.get(site.name)))
@@ -232,6 +236,9 @@ def collect(session: Session, campaign: Campaign) -> tuple[CampaignRun, list[Sit
 def _site_result(session: Session, site: str, rec: JobRecord | None) -> SiteResult:
     if rec is None:
         return SiteResult(site, Verdict.UNREACHABLE, message="no validation job was submitted")
+    if rec.state == JobState.NEW and rec.message:  # not sent: its backend could not be reached
+        message = f"job {rec.id} not sent: {rec.message} (the next `validate-site run` retries it)"
+        return SiteResult(site, Verdict.UNREACHABLE, message=message, job_id=rec.id)
     if rec.state not in FINAL:
         return SiteResult(site, Verdict.PENDING, message=f"job {rec.id} is {rec.state.value}", job_id=rec.id)
     with tempfile.TemporaryDirectory(prefix="cops-validation-") as tmp:

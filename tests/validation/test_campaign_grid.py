@@ -55,13 +55,14 @@ def world(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _campaign(path: Path, world: Path, images: Path) -> Path:
+def _campaign(path: Path, world: Path, images: Path, arc: dict[str, Any]) -> Path:
     good = {"cvmfs_root": str(world / "cvmfs"), "image_root": str(images)}
+    inline_ce = {k: v for k, v in arc.items() if k != "image_root"}  # the CE's settings, inline
     broken_path = f"{world / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     sites: list[dict[str, Any]] = [
         {"name": "laptop", "backend": "local", **good},
         {"name": "cluster", "backend": "slurm", **good},
-        {"name": "grid-ce", "backend": "arc", "endpoint": "local A-REX", **good},
+        {"name": "grid-ce", "type": "arc", **inline_ce, "endpoint": "local A-REX", **good},
         {"name": "no-cvmfs", "backend": "slurm", **good, "cvmfs_root": str(world / "absent")},
         {"name": "broken-runtime", "backend": "local", **good, "environment": {"PATH": broken_path}},
         {"name": "image-absent", "backend": "local", **good, "image_root": str(world / "no-images")},
@@ -101,20 +102,19 @@ def _job_lines(stdout: str) -> dict[str, str]:
 
 @pytest.fixture
 def grid_cli(cli: Cli, cops_home: Path, slurm_settings: dict[str, Any], arc_settings: dict[str, Any]) -> Cli:
-    configure_backend(cops_home, "slurm", slurm_settings)
-    configure_backend(cops_home, "arc", arc_settings)
+    configure_backend(cops_home, "slurm", slurm_settings)  # the CE is defined inline in the campaign
     return cli
 
 
 def test_campaign_over_local_slurm_and_arc(
-    grid_cli: Cli, world: Path, grid_images: Path, tmp_path: Path
+    grid_cli: Cli, world: Path, grid_images: Path, tmp_path: Path, arc_settings: dict[str, Any]
 ) -> None:
-    campaign = _campaign(tmp_path / "campaign.yaml", world, grid_images)
+    campaign = _campaign(tmp_path / "campaign.yaml", world, grid_images, arc_settings)
     first = grid_cli("validate-site", "run", str(campaign), timeout=180)
     assert first.code == 0, first.stderr
     jobs = _job_lines(first.stdout)
     assert list(jobs) == list(EXPECTED)
-    assert jobs["gone"].startswith("refused: no backend named 'nosuch'")
+    assert jobs["gone"].startswith("refused: no resource or backend type named 'nosuch'")
 
     again = grid_cli("validate-site", "run", str(campaign), timeout=180)  # resumes the same run
     assert again.code == 0, again.stderr
@@ -127,6 +127,7 @@ def test_campaign_over_local_slurm_and_arc(
     stored = grid_cli("list", "--json").json()
     assert isinstance(stored, list)
     assert sorted(j["id"] for j in stored) == sorted(j for j in jobs.values() if not j.startswith("refused"))
+    assert {j["backend"] for j in stored} == {"local", "slurm", "grid.grid-ce"}  # the inline CE's name
 
     states = _wait_done(grid_cli, campaign)
     assert {s: v["state"] for s, v in states.items()} == {

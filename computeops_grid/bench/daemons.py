@@ -429,18 +429,21 @@ class PrivateMariaDB:
 
 def start_mariadb(datadir: Path, log_file: Path, *, timeout: float = 60.0) -> PrivateMariaDB:
     """Initialise ``datadir`` (which must not exist yet) and start mariadbd on 127.0.0.1:<free
-    port>; returns once root gets an answer (docs/notes/slurmdbd-mariadb.md)."""
+    port>; returns once root gets an answer (docs/notes/slurmdbd-mariadb.md). Its temporary
+    files go to ``<datadir>.tmp``, not /tmp: another server there may delete them."""
+    tmpdir = datadir.with_name(datadir.name + ".tmp")
+    tmpdir.mkdir(mode=0o700)
     init = subprocess.run(
-        ["mariadb-install-db", *MARIADB_COMMON, f"--datadir={datadir}",
+        ["mariadb-install-db", *MARIADB_COMMON, f"--datadir={datadir}", f"--tmpdir={tmpdir}",
          "--auth-root-authentication-method=socket", "--skip-test-db"],
         capture_output=True, text=True, check=False, timeout=timeout,
     )  # fmt: skip
     if init.returncode != 0:
         raise BackendUnavailable(f"mariadb-install-db failed:\n{(init.stdout + init.stderr)[-2000:]}")
     port = free_port()
-    argv = ["mariadbd", *MARIADB_COMMON, f"--datadir={datadir}", f"--socket={datadir}/mysqld.sock",
-            f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={datadir}/mariadbd.pid",
-            f"--log-error={log_file}", "--innodb-buffer-pool-size=32M",
+    argv = ["mariadbd", *MARIADB_COMMON, f"--datadir={datadir}", f"--tmpdir={tmpdir}",
+            f"--socket={datadir}/mysqld.sock", f"--port={port}", "--bind-address=127.0.0.1",
+            f"--pid-file={datadir}/mariadbd.pid", f"--log-error={log_file}", "--innodb-buffer-pool-size=32M",
             "--innodb-lock-wait-timeout=900", "--innodb-flush-log-at-trx-commit=0"]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = PrivateMariaDB(datadir=datadir, port=port, proc=proc, log_file=log_file)

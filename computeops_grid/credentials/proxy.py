@@ -276,10 +276,45 @@ def init_argv(
 
 def _init_hint(said: str) -> str:
     if "not known" in said or "vomses" in said.lower():
-        return "add the VO's line to ~/.voms/vomses or /etc/vomses (or set X509_VOMSES)"
+        return (
+            "add the VO's line to ~/.voms/vomses or /etc/vomses (or name a vomses file in "
+            "VOMS_USERCONF for voms-proxy-init, X509_VOMSES for arcproxy)"
+        )
     if "certificate" in said.lower() or "usercert" in said or "key" in said.lower():
         return "put usercert.pem/userkey.pem in ~/.globus, or pass --cert and --key"
     return "rerun with --debug to see the tool's full output"
+
+
+# What the init tools print about the VOMS server (voms-proxy-init, then arcproxy).
+_IDENTITY = re.compile(r"^Your identity: (.+)$", re.M)
+_CONTACTED = re.compile(r'^Contacting\s+(\S+) \[.*\] "[^"]*" Failed$', re.M)
+_ARC_CONTACTED = re.compile(r"^Contacting VOMS server \(named [^)]*\): (\S+) on port: (\d+)$", re.M)
+_ARC_COLLECTED = re.compile(r"^Collected error is:\s*\n\s*(.+)$", re.M)
+_REST_CLOSED = "HTTP: GENERIC_ERROR (Connection was closed)"
+
+
+def _voms_failure(output: str, vo: str) -> CredentialError | None:
+    """The VOMS server's own refusal (``testvo: User unknown to this VO.``), or that it was not
+    reached, as one message; None when the output says neither."""
+    identity = (_IDENTITY.findall(output) or ["your certificate's subject"])[-1].strip()
+    escaped = re.escape(vo)
+    refusal = re.findall(rf"^Error: {escaped}\s*: (.+)$", output, re.M)  # voms-proxy-init
+    refusal += re.findall(rf"VOMS: GENERIC_ERROR \({escaped}\s*: (.+)\)$", output, re.M)  # arcproxy
+    if refusal:
+        return CredentialError(
+            f"the VOMS server of VO {vo} refused: {refusal[-1].strip()}",
+            hint=f"ask the managers of VO {vo} to register {identity} with what --voms asks for, "
+            "or pass --cert and --key of a registered certificate",
+        )
+    where = _CONTACTED.findall(output) or [":".join(m) for m in _ARC_CONTACTED.findall(output)]
+    if where:
+        collected = [c.strip() for c in _ARC_COLLECTED.findall(output)]
+        detail = f": {collected[-1]}" if collected else ""
+        return CredentialError(
+            f"the VOMS server of VO {vo} at {where[-1]} could not be reached{detail}",
+            hint="is it up? check the VO's line in vomses (VOMS_USERCONF / X509_VOMSES, ~/.voms/vomses)",
+        )
+    return None
 
 
 def proxy_init(
@@ -297,13 +332,20 @@ def proxy_init(
     argv = init_argv(chosen, path, voms=voms, valid=valid, cert=cert, key=key)
     path.parent.mkdir(parents=True, exist_ok=True)
     proc = _run(argv, interactive=True, timeout=300)
+    vo = voms.split(":", 1)[0] if voms else None
+    if vo and chosen == "arcproxy" and proc.returncode != 0 and _REST_CLOSED in proc.stdout + proc.stderr:
+        # arcproxy asks over REST first; a VOMS server without it (Debian's voms 2.1) closes
+        # the connection. Ask again in the legacy protocol, which every VOMS server speaks.
+        argv.append("-B")
+        proc = _run(argv, interactive=True, timeout=300)
     log.debug("%s said: %s", argv[0], proc.stderr.strip())
     if proc.returncode != 0 or not path.is_file():
+        if vo and (refused := _voms_failure(proc.stdout + "\n" + proc.stderr, vo)):
+            raise refused
         said = _last_error(proc)
         raise CredentialError(f"{argv[0]} could not make a proxy: {said}", hint=_init_hint(said))
     path.chmod(0o600)
     info = proxy_info(path, tool=chosen)
-    vo = voms.split(":", 1)[0] if voms else None
     if vo and vo not in info.vos:
         raise CredentialError(
             f"{argv[0]} made {path} but it carries no attributes of VO {vo}", hint=_init_hint("vomses")

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.services.voms import GridUser, make_user
+from tests.services.voms import GridUser, VomsServer, make_user, missing_voms_tools, start_voms_server
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,30 @@ def proxies(tmp_path: Path) -> Path:
     path = tmp_path / "proxies"
     path.mkdir(mode=0o700)
     return path
+
+
+@pytest.fixture(scope="session")
+def voms_server(grid_user: GridUser) -> Iterator[VomsServer]:
+    """A real VOMS server (Debian's voms on a private MariaDB, 127.0.0.1) for VO ``testvo``
+    with group ``/testvo/analysis`` and role ``prod``; ``grid_user`` is a member of both.
+    Missing packages fail rather than skip: CI must run these tests."""
+    if os.getuid() != 0:
+        pytest.skip("the VOMS server reads the test CA's host key (root only) and runs mariadbd as root")
+    if missing := missing_voms_tools():
+        pytest.fail(f"{', '.join(missing)} missing: install the packages of etc/deps/apt-grid.txt")
+    server = start_voms_server("testvo")
+    try:
+        server.add_group("analysis")
+        server.add_role("prod")
+        server.add_user(grid_user.cert, groups=("analysis",), roles=("prod",))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def voms_env(voms_server: VomsServer, monkeypatch: pytest.MonkeyPatch) -> VomsServer:
+    """The clients (and the CLI's subprocesses) pointed at ``voms_server`` for one test."""
+    for name, value in voms_server.env.items():
+        monkeypatch.setenv(name, value)
+    return voms_server

@@ -73,12 +73,21 @@ def local(
 def run(
     campaign_file: Path = CAMPAIGN,
     new: bool = typer.Option(False, "--new", help="Start a new run even if the current one is unfinished."),
+    json_out: bool = JSON,
 ) -> None:
     """Submit the validation bundle to every site (a rerun resumes: live jobs are never resubmitted)."""
     campaign = load_campaign(campaign_file)
     with Session.open() as session:
         cur = runner.run_campaign(session, campaign, new=new)
     output.info(f"campaign {campaign.name} run {cur.run_id}: {len(cur.jobs)} site job(s)")
+    if output.want_json(json_out):
+        output.print_json(
+            {
+                s.name: {"job": cur.jobs.get(s.name, ""), "refused": cur.refused.get(s.name, "")}
+                for s in campaign.sites
+            }
+        )
+        return
     for site in campaign.sites:
         if site.name in cur.jobs:
             output.out.print(f"{site.name}\t{cur.jobs[site.name]}")

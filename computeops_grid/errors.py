@@ -37,6 +37,7 @@ class ExitCode(enum.IntEnum):
     TOOL_MISSING = 69
     ILLEGAL_TRANSITION = 70
     STORE_UNUSABLE = 71
+    EXTRA_MISSING = 72
     REPOSITORY_BUSY = 73
     REJECTED = 74
     NOT_SENT = 75
@@ -56,6 +57,7 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.TOOL_MISSING: "a required command-line tool is not installed",
     ExitCode.ILLEGAL_TRANSITION: "illegal state change refused by the store",
     ExitCode.STORE_UNUSABLE: "job store unusable",
+    ExitCode.EXTRA_MISSING: "optional Python package not installed (install the extra that the message names)",
     ExitCode.REPOSITORY_BUSY: "image repository locked by another publisher",
     ExitCode.REJECTED: "backend rejected the request (retrying cannot help)",
     ExitCode.NOT_SENT: "backend unreachable, request not sent (jobs kept: `cops-grid sync` retries)",
@@ -210,6 +212,23 @@ class ToolMissing(BackendUnavailable):
 
     exit_code = ExitCode.TOOL_MISSING
     retry_soon = False
+
+
+class ExtraMissing(CopsError):
+    """A feature's optional Python package is not installed: one line naming the feature, the
+    package and the command that installs its extra (``computeops_grid/extras.py``)."""
+
+    exit_code = ExitCode.EXTRA_MISSING
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs the Python package {module!r}, which is not installed: "
+            f"pip install 'computeops-grid[{extra}]'",
+            hint="installed with pipx: pipx install --force 'computeops-grid[all]' (every feature)",
+        )
+        self.feature = feature
+        self.module = module
+        self.extra = extra
 
 
 class UnknownBackend(ConfigError):

@@ -12,7 +12,7 @@ from typing import cast
 
 from pydantic import ValidationError
 
-from computeops_grid import worker
+from computeops_grid import extras, worker
 from computeops_grid.backends.base import Backend, BackendContext, undeclared_abilities
 from computeops_grid.config import Config
 from computeops_grid.errors import ConfigError, UnknownBackend
@@ -38,8 +38,14 @@ def backend_class(name: str) -> type[Backend]:
             hint="a third-party backend registers the entry point group "
             f"{GROUP!r}; install its package (or `pip install -e .` after adding one)",
         )
+    entry = eps[name]
     try:
-        return cast("type[Backend]", eps[name].load())
+        return cast("type[Backend]", entry.load())
+    except ModuleNotFoundError as exc:  # an extra not installed: say which (setup.cfg `name = ... [extra]`)
+        absent = extras.missing(exc, f"backend {name!r}", next(iter(entry.extras), None))
+        if absent is not None:
+            raise absent from None
+        raise UnknownBackend(f"backend {name!r} failed to load: {exc}") from exc
     except Exception as exc:  # a broken plugin must not take the CLI down
         raise UnknownBackend(f"backend {name!r} failed to load: {exc}") from exc
 

@@ -9,12 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from computeops_grid.backends.dirac.agent import run_job, waiting_jobs
-from computeops_grid.backends.dirac.diracx_client import (
-    DiracXClient,
-    check_credentials,
-    default_credentials_path,
-)
+from computeops_grid import extras
 from computeops_grid.cli.output import info, print_json, want_json
 from computeops_grid.errors import ConfigError, UsageError
 
@@ -38,6 +33,14 @@ def run_jobs(  # noqa: PLR0917 - typer maps each CLI option to a parameter
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """Run waiting DiracX jobs here: fetch JDL and input sandbox, run, upload outputs, report."""
+    with extras.needed("`cops-grid diracx run-jobs`", "diracx"):  # --help works without the extra
+        from computeops_grid.backends.dirac.agent import run_job, waiting_jobs  # noqa: PLC0415
+        from computeops_grid.backends.dirac.diracx_client import (  # noqa: PLC0415
+            DiracXClient,
+            check_credentials,
+            default_credentials_path,
+        )
+
     server = url or os.environ.get("DIRACX_URL")
     if not server:
         raise ConfigError("no DiracX server given", hint="pass --url or set DIRACX_URL")

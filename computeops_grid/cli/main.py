@@ -10,7 +10,7 @@ import types
 
 import typer
 
-from computeops_grid import __version__
+from computeops_grid import __version__, extras
 from computeops_grid.cli import jobs as jobs_cli
 from computeops_grid.cli.output import err, print_error
 from computeops_grid.errors import CopsError, ExitCode, exit_codes_epilog
@@ -45,7 +45,7 @@ EXIT_CODES = exit_codes_epilog()
 app = typer.Typer(
     name="cops-grid",
     help="Run a containerized application anywhere: laptop, batch cluster, grid, cloud.\n\n"
-    "Write one job file (see etc/examples/hello.yaml), then `cops-grid submit job.yaml --wait`; "
+    "Write one job file (name, image, command: see the README), then `cops-grid submit job.yaml --wait`; "
     "follow jobs with `status`, `list`, `logs`, `get`, `cancel`, `resubmit`, `sync`.",
     epilog=EXIT_CODES,
     no_args_is_help=True,
@@ -111,6 +111,13 @@ def mount_subapps(argv: list[str]) -> None:
         app.add_typer(sub.app, name=name)
 
 
+def _feature(argv: list[str]) -> str:
+    """The command a user typed, for messages: `cops-grid image convert`, `cops-grid submit`."""
+    words = [a for a in argv if not a.startswith("-")]
+    wanted = words[:2] if words and words[0] in SUBAPPS else words[:1]
+    return f"`{' '.join(['cops-grid', *wanted])}`"
+
+
 def run() -> None:
     """Console-script entry: no traceback reaches a user unless --debug."""
     debug = "--debug" in sys.argv
@@ -133,6 +140,10 @@ def run() -> None:
     except Exception as exc:
         if debug:
             traceback.print_exc()
+        absent = extras.missing(exc, _feature(sys.argv[1:])) if isinstance(exc, ModuleNotFoundError) else None
+        if absent is not None:  # an optional dependency, not a bug: name the extra that brings it
+            print_error(absent)
+            sys.exit(absent.exit_code)
         err.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {exc}")
         err.print("[bold yellow]Hint:[/] rerun with --debug for the traceback and report it")
         sys.exit(ExitCode.UNEXPECTED)

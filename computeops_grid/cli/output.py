@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -44,9 +45,10 @@ def raw(text: str) -> None:
 
 
 def print_error(exc: CopsError) -> None:
-    err.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
+    # messages are plain text: `pip install 'computeops-grid[images]'` must keep its brackets
+    err.print(f"[bold red]Error:[/] {escape(exc.message)}", markup=True, highlight=False)
     if exc.hint:
-        err.print(f"[bold yellow]Hint:[/] {exc.hint}")
+        err.print(f"[bold yellow]Hint:[/] {escape(exc.hint)}")
 
 
 def info(message: str) -> None:

@@ -4,6 +4,10 @@
 ``/cvmfs/unpacked.cern.ch``: ``registry.hub.docker.com/library/busybox:latest`` is a
 relative symlink to ``.flat/<hh>/<digest>``, the flat root filesystem, so the pilot
 wrapper resolves ``docker://busybox:latest`` exactly as it does on CVMFS.
+
+Nobody has to run that by hand: the local backend builds the image before the first job
+that names it (:func:`ensure_for_jobs`), so the README's first job works right after
+``pip install``.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from computeops_grid.config import load_config
-from computeops_grid.errors import CopsError
+from computeops_grid.errors import ConfigError, CopsError, ToolMissing
+from computeops_grid.images.errors import ImageError
+from computeops_grid.images.reference import parse_ref
 
 BUSYBOX = Path("/bin/busybox")
 PUBLIC = Path("registry.hub.docker.com/library/busybox:latest")
+NAME = "docker://busybox:latest"
 _DIRS = (
     "bin",
     "usr/bin",
@@ -84,7 +92,10 @@ def ensure_default_image(image_root: Path, busybox: Path = BUSYBOX) -> Path:
     """Build (once) and return the path of ``docker://busybox:latest`` under ``image_root``."""
     public = image_root / PUBLIC
     if not busybox.is_file():
-        raise CopsError(f"{busybox} not found", hint="apt-get install busybox-static")
+        raise ToolMissing(
+            f"{busybox} not found: the embedded image {NAME} is built from it",
+            hint="apt-get install busybox-static",
+        )
     digest = _digest(busybox)
     flat = image_root / ".flat" / digest[:2] / digest
     if public.is_dir() and public.resolve() == flat.resolve() and (flat / "bin" / "sh").exists():
@@ -94,7 +105,12 @@ def ensure_default_image(image_root: Path, busybox: Path = BUSYBOX) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=flat.parent))
         _build_rootfs(tmp, busybox)
         tmp.chmod(0o755)
-        os.rename(tmp, flat)
+        try:
+            os.rename(tmp, flat)
+        except OSError:  # built at the same moment by another job: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not flat.is_dir():
+                raise
     public.parent.mkdir(parents=True, exist_ok=True)
     link_tmp = public.with_name(f".{public.name}.{os.getpid()}")
     link_tmp.unlink(missing_ok=True)
@@ -106,14 +122,40 @@ def ensure_default_image(image_root: Path, busybox: Path = BUSYBOX) -> Path:
     return public
 
 
+def names_embedded(image: str) -> bool:
+    """Whether a job's ``image:`` is the embedded image, in any spelling of its name
+    (``docker://busybox``, ``docker://docker.io/library/busybox:latest``, ...)."""
+    if not image.startswith(("docker://", "https://", "http://")):
+        return False
+    try:
+        return parse_ref(image).public_path == str(PUBLIC)
+    except ImageError:
+        return False
+
+
+def ensure_for_jobs(images: Iterable[str], image_root: Path) -> None:
+    """Build the embedded image under ``image_root`` when a job names it and it is not
+    there yet (the first job after ``pip install``); an image that is there is left alone."""
+    if not any(names_embedded(image) for image in images) or (image_root / PUBLIC / "bin" / "sh").exists():
+        return
+    try:
+        ensure_default_image(image_root)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot build the embedded image {NAME} in {image_root}: {exc.strerror or exc}",
+            hint=f"set image_root in the configuration to a writable directory, or run "
+            f"`{Path(sys.executable).name} -m computeops_grid.images.default DIR` where it is writable",
+        ) from None
+
+
 def main() -> int:
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else load_config().images
     try:
         path = ensure_default_image(root)
     except CopsError as exc:
-        sys.stderr.write(f"Error: {exc.message}\n")
-        return 1
-    sys.stdout.write(f"docker://busybox:latest -> {path} ({path.resolve()})\n")
+        sys.stderr.write(f"Error: {exc.message}\n" + (f"Hint: {exc.hint}\n" if exc.hint else ""))
+        return int(exc.exit_code)
+    sys.stdout.write(f"{NAME} -> {path} ({path.resolve()})\n")
     return 0
 
 

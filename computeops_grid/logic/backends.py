@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from computeops_grid import extras
 from computeops_grid.backends.registry import backend_class, known_backends
 from computeops_grid.errors import CopsError, CredentialError
 from computeops_grid.logic.session import Session
@@ -46,8 +47,11 @@ def _probe(session: Session, name: str) -> dict[str, Any]:
         )
     except CredentialError as exc:
         row.update(reachable=False, detail=exc.message, credential=exc.message)
-    except CopsError as exc:
+    except CopsError as exc:  # an extra not installed too: its message names `pip install ...[extra]`
         row.update(reachable=False, detail=exc.message)
+    except ModuleNotFoundError as exc:  # a backend importing an optional package late
+        absent = extras.missing(exc, f"backend {resource.type!r}")
+        row.update(reachable=False, detail=absent.message if absent else f"failed to load: {exc}")
     row["seconds"] = round(time.monotonic() - started, 3)
     return row
 

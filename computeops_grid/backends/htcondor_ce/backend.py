@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from computeops_grid import extras
 from computeops_grid.backends.base import (
     BackendContext,
     BackendSettings,
@@ -53,7 +54,8 @@ PROJECTION = ["ClusterId", "ProcId", "JobStatus", "ExitCode", "HoldReason", "Cop
 def bindings() -> Any:
     """``htcondor2``, imported without a local condor_config (a client needs none)."""
     os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
-    import htcondor2  # noqa: PLC0415 - only jobs for a CE pay for loading the bindings
+    with extras.needed("the htcondor-ce backend", "htcondor"):
+        import htcondor2  # noqa: PLC0415 - only jobs for a CE pay for loading the bindings
 
     return htcondor2
 

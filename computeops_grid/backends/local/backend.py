@@ -40,6 +40,7 @@ from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.payload import REPORT_NAME, pilot_argv
 from computeops_grid.backends.local import runner as local_runner
 from computeops_grid.errors import BackendError
+from computeops_grid.images import default as default_image
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
@@ -73,6 +74,11 @@ class LocalBackend:
         return self.root / job.id
 
     # -- submission -------------------------------------------------------------
+    def preflight(self, jobs: Sequence[JobRecord]) -> None:
+        """Before anything is stored: the first job that names the embedded image
+        (docker://busybox:latest) builds it in the local image repository."""
+        default_image.ensure_for_jobs((job.spec.image for job in jobs), self.ctx.image_root)
+
     def argv(self, job: JobRecord) -> list[str]:
         return pilot_argv(
             job.spec,
@@ -222,7 +228,10 @@ class LocalBackend:
             return Health(False, f"pilot wrapper missing at {self.ctx.pilot}")
         warnings = []
         if not self.ctx.image_root.is_dir():
-            warnings.append(f"no local image repository at {self.ctx.image_root} (`cops-grid image init`)")
+            warnings.append(
+                f"no local image repository at {self.ctx.image_root} yet (the first job naming "
+                f"{default_image.NAME} builds it there)"
+            )
         detail = f"{self.settings.max_parallel} job(s) at once in {self.root}"
         return Health(True, detail, warnings)
 

@@ -160,7 +160,7 @@ def test_a_server_that_is_down_is_named(
     vomses = proxies / "vomses"
     down = voms_env.vomses.read_text().replace(f'"{voms_env.port}"', '"1"')
     vomses.write_text(down)
-    vomses.chmod(0o644)  # the clients ignore a vomses file of any other mode
+    vomses.chmod(0o644)
     monkeypatch.setenv("VOMS_USERCONF", str(vomses))
     monkeypatch.setenv("X509_VOMSES", str(vomses))
     with pytest.raises(CredentialError) as refused:

@@ -261,18 +261,16 @@ def start_voms_server(vo: str = "testvo", *, timeout: float = 60.0) -> VomsServe
 def _setup_database(server: VomsServer) -> None:
     """The schema, the bootstrap rows, the test CA as CA 6, and a read-only account whose
     random password goes to the daemon's password file only (fed to mariadb on stdin)."""
-    db, password = server.db, secrets.token_hex(16)
-    db.sql(
+    password, ca = secrets.token_hex(16), openssl_dn(HOSTCERT, "issuer")
+    server.db.sql(  # one client run: the schema's 20 tables and the rows
         f"CREATE DATABASE {DB_NAME};\n"
         f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}';\n"
-        f"GRANT SELECT, LOCK TABLES ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';\n",
+        f"GRANT SELECT, LOCK TABLES ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';\n"
+        f"USE {DB_NAME};\n"
+        + VOMS_SCHEMA.read_text() + "\n"
+        + BOOTSTRAP.format(vo=server.vo)
+        + f"INSERT INTO ca VALUES (6, {_quote(ca)}, 'test CA');\n",
         what="creating the VOMS database",
-    )  # fmt: skip
-    db.sql(VOMS_SCHEMA.read_text(), database=DB_NAME, what=f"loading {VOMS_SCHEMA}")
-    ca = openssl_dn(HOSTCERT, "issuer")
-    db.sql(
-        BOOTSTRAP.format(vo=server.vo) + f"INSERT INTO ca VALUES (6, {_quote(ca)}, 'test CA');\n",
-        database=DB_NAME, what="filling the VOMS database",
     )  # fmt: skip
     # voms insists on mode 0640 exactly and on a final newline; the directory is 0700
     _write(server.root / "voms.pass", password + "\n", 0o640)
@@ -291,8 +289,8 @@ def _start_daemon(server: VomsServer, timeout: float) -> None:
         0o600,
     )  # fmt: skip
     host_dn, ca_dn = openssl_dn(HOSTCERT), openssl_dn(HOSTCERT, "issuer")
-    # vomses must be 0644 (a directory 0755), else the clients ignore it; the .lsc file is
-    # named after the host part of the AC's uri (--uri above)
+    # vomses 0644 as voms-proxy-init(1) asks (0600 works too); neither client checks the DN
+    # in it: the trust is the .lsc file, named after the host part of the AC's uri (--uri)
     _write(server.vomses, f'"{server.vo}" "127.0.0.1" "{server.port}" "{host_dn}" "{server.vo}"\n', 0o644)
     _write(server.vomsdir / server.vo / "127.0.0.1.lsc", f"{host_dn}\n{ca_dn}\n", 0o644)
     out = (server.root / "log" / "voms.out").open("wb")

@@ -3,8 +3,10 @@
 ``voms-proxy-init/info/destroy`` are preferred; ``arcproxy`` is the fallback (ARC client
 installs often have only that). Every call is an argv list; the tools' output is parsed
 into :class:`ProxyInfo`. ``X509_USER_PROXY`` names the proxy file (default
-``/tmp/x509up_u<uid>``); ``X509_CERT_DIR`` and ``X509_VOMS_DIR`` reach the tools through
-their environment. Proxy contents are never logged, only paths.
+``/tmp/x509up_u<uid>``); ``X509_CERT_DIR``, ``X509_VOMS_DIR`` and the vomses file
+(``VOMS_USERCONF`` for voms-proxy-init, ``X509_VOMSES`` for arcproxy) reach the tools through
+their environment. A VOMS server's refusal, or one not reached, is one CredentialError naming
+the VO (docs/notes/voms-server.md). Proxy contents are never logged, only paths.
 """
 
 from __future__ import annotations

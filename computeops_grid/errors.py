@@ -34,6 +34,7 @@ class ExitCode(enum.IntEnum):
     UNKNOWN_JOB = 4
     IMAGE_NOT_FOUND = 5
     JOBS_FAILED = 8
+    IMAGES_FAILED = 10
     TOOL_MISSING = 69
     ILLEGAL_TRANSITION = 70
     STORE_UNUSABLE = 71
@@ -54,6 +55,7 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.UNKNOWN_JOB: "unknown job id",
     ExitCode.IMAGE_NOT_FOUND: "image not found in the repository",
     ExitCode.JOBS_FAILED: "--wait saw a job fail or be cancelled",
+    ExitCode.IMAGES_FAILED: "some images could not be published (the others were; the summary names each)",
     ExitCode.TOOL_MISSING: "a required command-line tool is not installed",
     ExitCode.ILLEGAL_TRANSITION: "illegal state change refused by the store",
     ExitCode.STORE_UNUSABLE: "job store unusable",

@@ -54,6 +54,16 @@ def transaction(repo: str) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def maybe_transaction(repo: str | None) -> Iterator[None]:
+    """:func:`transaction` when ``repo`` is given, else nothing (a plain directory repository)."""
+    if repo:
+        with transaction(repo):
+            yield
+    else:
+        yield
+
+
 def _abort(binary: str, repo: str) -> None:
     try:
         _run(binary, "abort", "-f", repo)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from computeops_grid.errors import CopsError, ExitCode
 
@@ -45,3 +45,46 @@ class ToolMissing(ImageError):
     """An external tool (skopeo, buildah, cvmfs_server) is not installed."""
 
     exit_code = ExitCode.TOOL_MISSING
+
+
+class ImagesFailed(ImageError):
+    """Some images of a sync could not be published; the others were (the summary names each)."""
+
+    exit_code = ExitCode.IMAGES_FAILED
+
+
+class RegistryError(ImageError):
+    """A registry request failed. ``kind`` names the failure in summaries and ``--json``."""
+
+    kind: ClassVar[str] = "registry"
+
+
+class RegistryUnreachable(RegistryError):
+    """No answer: connection refused, name not resolved, timeout, a transfer cut off, 5xx."""
+
+    kind = "unreachable"
+
+
+class RegistryTlsError(RegistryError):
+    """The TLS handshake failed: a certificate not trusted, or a plain-HTTP registry."""
+
+    kind = "tls"
+
+
+class RegistryAuthRefused(RegistryError):
+    """The registry wants credentials that auth.json does not hold, or refused those it holds."""
+
+    kind = "auth"
+    exit_code = ExitCode.CREDENTIAL
+
+
+class RegistryNotFound(RegistryError):
+    """The registry has no such repository or tag."""
+
+    kind = "not-found"
+
+
+class RegistryRateLimited(RegistryError):
+    """HTTP 429 after every retry."""
+
+    kind = "rate-limited"

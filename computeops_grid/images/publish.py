@@ -36,6 +36,7 @@ from computeops_grid.images.layout import (
     write_json_atomic,
 )
 from computeops_grid.images.locks import flock
+from computeops_grid.images.provenance import SourceRecord, write_record
 from computeops_grid.images.reference import ImageRef
 from computeops_grid.images.sources import Layer, SourceImage
 from computeops_grid.images.streams import LayerStream
@@ -92,18 +93,19 @@ class Publisher:
         self.lock_timeout = lock_timeout
         self.progress = progress or (lambda what, done, total: None)
 
-    def publish(self, image: SourceImage, ref: ImageRef) -> PublishResult:
+    def publish(self, image: SourceImage, ref: ImageRef, record: SourceRecord | None = None) -> PublishResult:
+        """Publish ``image`` as ``ref``; ``record`` (a wishlist sync's) goes in its metadata."""
         start = time.monotonic()
         self.layout.ensure()
         result = PublishResult(ref, image.config_digest, image.manifest_digest, unpacked=False)
         with flock(self.layout.gc_lock, exclusive=False, timeout=self.lock_timeout):
             if self._committed(image.config_hex):
                 with flock(self.layout.commit_lock, exclusive=True, timeout=self.lock_timeout):
-                    self._link(image, ref)
+                    self._link(image, ref, record)
             else:
                 staging = self.layout.new_tmp()
                 try:
-                    self._stage_and_commit(image, ref, staging, result)
+                    self._stage_and_commit(image, ref, staging, result, record)
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
         result.seconds = time.monotonic() - start
@@ -114,7 +116,12 @@ class Publisher:
         return self.layout.flat_index(config_hex).is_file() and self.layout.flat(config_hex).is_dir()
 
     def _stage_and_commit(
-        self, image: SourceImage, ref: ImageRef, staging: Path, result: PublishResult
+        self,
+        image: SourceImage,
+        ref: ImageRef,
+        staging: Path,
+        result: PublishResult,
+        record: SourceRecord | None,
     ) -> None:
         flat_dir = staging / "flat"
         builder = FlatBuilder(flat_dir, self.policy)
@@ -146,7 +153,7 @@ class Publisher:
         self.progress("flat", len(image.layers), len(image.layers))
         files = builder.finish(image.config_json)
         with flock(self.layout.commit_lock, exclusive=True, timeout=self.lock_timeout):
-            self._commit(image, ref, new_layers, flat_dir, files)
+            self._commit(image, ref, new_layers, flat_dir, files, record=record)
         result.unpacked = True
 
     def _apply_all(
@@ -201,6 +208,8 @@ class Publisher:
         new_layers: dict[str, Path],
         flat_dir: Path,
         files: dict[str, list[Any]],
+        *,
+        record: SourceRecord | None,
     ) -> None:
         for layer_hex, staged in new_layers.items():
             target = self.layout.layer(layer_hex)
@@ -220,7 +229,7 @@ class Publisher:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(flat_dir, target)
             write_json_atomic(self.layout.flat_index(image.config_hex), self._flat_record(image, files))
-        self._link(image, ref)
+        self._link(image, ref, record)
 
     def _flat_record(self, image: SourceImage, files: dict[str, list[Any]]) -> dict[str, Any]:
         return {
@@ -240,11 +249,15 @@ class Publisher:
         if config_digest not in origin:
             write_json_atomic(path, {"origin": [*origin, config_digest]})
 
-    def _link(self, image: SourceImage, ref: ImageRef) -> None:
+    def _link(self, image: SourceImage, ref: ImageRef, record: SourceRecord | None) -> None:
         meta = self.layout.metadata(ref)
         write_bytes_atomic(meta / "manifest.json", image.manifest)
         write_bytes_atomic(meta / "config.json", image.config)
         write_bytes_atomic(meta / "digest", image.manifest_digest.encode() + b"\n")
+        if record is not None:
+            write_record(self.layout, ref, record)
+        else:
+            (meta / "source.json").unlink(missing_ok=True)  # published by hand now: no wishlist owns it
         link = self.layout.public(ref)
         try:
             swap_symlink(link, self.layout.link_target(ref, image.config_hex))

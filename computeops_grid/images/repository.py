@@ -5,6 +5,12 @@ staging dirs of crashed publishes, flats that are not committed or not reference
 public symlink, flat manifests without a flat, layers no committed flat uses, metadata of
 names without a symlink, and leftover temporary symlinks. It also rewrites the metadata of
 a name whose publish was interrupted between the metadata write and the symlink swap.
+
+Removal is atomic for readers: a name goes with the unlink of its symlink, and a flat or a
+layer is first renamed into ``.cops/trash/`` (one rename: its path is there whole, or gone)
+and only then deleted. Where a rename cannot move it (a CVMFS transaction's overlayfs union
+refuses to rename lower directories) it is deleted in place: there the transaction itself
+is what readers see atomically.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,16 +103,25 @@ def remove(root: str | Path, name: str, *, timeout: float = 600.0) -> ImageRef:
     """Remove a public name and its metadata; its flat and layers go at the next ``gc``."""
     layout = Layout(root)
     ref = parse_ref(name)
-    link = layout.public(ref)
-    if not link.is_symlink():
+    if not layout.public(ref).is_symlink():
         raise ImageNotFound(f"no image {ref.public_path} in {layout.root}", hint="see cops-grid image list")
+    remove_names(root, [ref], timeout=timeout)
+    return ref
+
+
+def remove_names(root: str | Path, refs: list[ImageRef], *, timeout: float = 600.0) -> None:
+    """Remove public names (symlink first, then metadata) under one commit lock."""
+    layout = Layout(root)
     layout.ensure()
     with flock(layout.commit_lock, exclusive=True, timeout=timeout):
-        link.unlink()
-        shutil.rmtree(layout.metadata(ref), ignore_errors=True)
-        _prune_empty(link.parent, layout.root)
-        _prune_empty(layout.metadata(ref).parent, layout.root / ".metadata")
-    return ref
+        for ref in refs:
+            link = layout.public(ref)
+            if link.is_symlink():
+                link.unlink()
+            shutil.rmtree(layout.metadata(ref), ignore_errors=True)
+            _prune_empty(link.parent, layout.root)
+            _prune_empty(layout.metadata(ref).parent, layout.root / ".metadata")
+            log.info("removed %s", ref.public_path)
 
 
 def _prune_empty(directory: Path, stop: Path) -> None:
@@ -125,22 +141,33 @@ def gc(root: str | Path, *, timeout: float = 600.0) -> GcReport:
         flock(layout.commit_lock, exclusive=True, timeout=timeout),
     ):
         for entry in sorted(layout.tmp.iterdir()):
-            _remove(entry, report)
+            _remove(layout, entry, report)
         links = public_links(layout)
         _gc_stale_links(layout, report)
         used_layers = _gc_flats(layout, set(links.values()), report)
         _gc_layers(layout, used_layers, report)
         _gc_metadata(layout, links, report)
+        shutil.rmtree(layout.cops / "trash", ignore_errors=True)
     return report
 
 
-def _remove(path: Path, report: GcReport) -> None:
+def _remove(layout: Layout, path: Path, report: GcReport) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        _discard(layout, path)
     else:
         path.unlink(missing_ok=True)
     report.removed.append(str(path))
     log.info("gc: removed %s", path)
+
+
+def _discard(layout: Layout, directory: Path) -> None:
+    """Move ``directory`` out of sight in one rename; gc deletes it (in place if it cannot move)."""
+    trash = layout.cops / "trash"
+    trash.mkdir(exist_ok=True)
+    try:
+        os.rename(directory, tempfile.mkdtemp(prefix=f"{directory.name[:16]}-", dir=trash))
+    except OSError:
+        shutil.rmtree(directory)
 
 
 def _gc_stale_links(layout: Layout, report: GcReport) -> None:
@@ -150,7 +177,7 @@ def _gc_stale_links(layout: Layout, report: GcReport) -> None:
         for dirpath, _dirs, files in os.walk(layout.root / top):
             for name in files:
                 if name.startswith(".") and ".tmp-" in name:
-                    _remove(Path(dirpath) / name, report)
+                    _remove(layout, Path(dirpath) / name, report)
 
 
 def _gc_flats(layout: Layout, referenced: set[str], report: GcReport) -> set[str]:
@@ -161,12 +188,12 @@ def _gc_flats(layout: Layout, referenced: set[str], report: GcReport) -> set[str
             if flat.name in referenced and record is not None:
                 used.update(record["layers"])
             else:
-                _remove(flat, report)
+                _remove(layout, flat, report)
                 layout.flat_index(flat.name).unlink(missing_ok=True)
     for hh in _hex_dirs(layout.cops / "flats"):
         for index in sorted(hh.iterdir()):
             if not layout.flat(index.name.removesuffix(".json")).is_dir():
-                _remove(index, report)
+                _remove(layout, index, report)
     return used
 
 
@@ -176,7 +203,7 @@ def _gc_layers(layout: Layout, used: set[str], report: GcReport) -> None:
             if layer.name.startswith("."):
                 continue
             if layer.name not in used or not layout.layer_index(layer.name).is_file():
-                _remove(layer, report)
+                _remove(layout, layer, report)
 
 
 def _gc_metadata(layout: Layout, links: dict[str, str], report: GcReport) -> None:
@@ -187,7 +214,7 @@ def _gc_metadata(layout: Layout, links: dict[str, str], report: GcReport) -> Non
         rel = os.path.relpath(dirpath, meta_root)
         dirnames.clear()
         if rel not in links:
-            _remove(Path(dirpath), report)
+            _remove(layout, Path(dirpath), report)
             continue
         record = flat_record(layout, links[rel])
         digest_file = Path(dirpath) / "digest"

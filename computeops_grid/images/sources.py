@@ -3,8 +3,10 @@
 ``load_source(spec)`` returns the images a SOURCE holds, each with its manifest, config and
 layer blobs; nothing is written to disk (archives are read member by member, by digest name).
 A spec is ``oci:DIR[:REF]``, ``oci-archive:FILE[:REF]``, ``docker-archive:FILE``, a plain path
-(kind guessed from its content), or a skopeo transport (``containers-storage:NAME``,
-``docker://REG/REPO:TAG``, ``docker-daemon:NAME``), which is first copied to an OCI layout.
+(kind guessed from its content), a registry image (``docker://REG/REPO:TAG``, or ``https://``,
+``http://`` for a plain-HTTP registry), read by :mod:`~computeops_grid.images.remote` with
+blobs streamed as they are unpacked, or a skopeo transport (``containers-storage:NAME``,
+``docker-daemon:NAME``), which is first copied to an OCI layout.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
+from computeops_grid import extras
 from computeops_grid.images.errors import ImageError, ToolMissing
 from computeops_grid.images.reference import ImageRef, parse_ref
+
+if TYPE_CHECKING:
+    from computeops_grid.images.remote import Registries
 
 INDEX_TYPES = {
     "application/vnd.oci.image.index.v1+json",
@@ -30,7 +36,8 @@ INDEX_TYPES = {
 }
 FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-SKOPEO_TRANSPORTS = ("containers-storage:", "docker://", "docker-daemon:", "dir:")
+SKOPEO_TRANSPORTS = ("containers-storage:", "docker-daemon:", "dir:")
+REGISTRY_SCHEMES = ("docker://", "https://", "http://")
 BlobOpener = Callable[[str], "contextmanager[IO[bytes]]"]  # type: ignore[valid-type]
 
 
@@ -72,9 +79,16 @@ def _check_digest(digest: str, where: str) -> str:
     return digest
 
 
-def load_source(spec: str, *, workdir: Path | None = None) -> list[SourceImage]:
-    """All images of SOURCE ``spec``. ``workdir`` receives skopeo copies of remote/storage images."""
+def load_source(
+    spec: str, *, workdir: Path | None = None, registries: Registries | None = None
+) -> list[SourceImage]:
+    """All images of SOURCE ``spec``. ``workdir`` receives skopeo copies of storage images."""
     kind, location, ref = _classify(spec)
+    if kind == "registry":
+        with extras.needed("images from a registry", "images"):
+            from computeops_grid.images.remote import load_remote  # noqa: PLC0415 - needs requests
+
+        return [load_remote(spec, registries)]
     if kind == "skopeo":
         if workdir is None:
             raise ImageError(f"{spec}: needs a work directory to copy the image into")
@@ -96,6 +110,8 @@ def _classify(spec: str) -> tuple[str, str, str]:
         if spec.startswith(prefix):
             location, _, ref = spec[len(prefix) :].partition(":")
             return prefix[:-1], location, ref
+    if spec.startswith(REGISTRY_SCHEMES):
+        return "registry", spec, ""
     if spec.startswith(SKOPEO_TRANSPORTS):
         return "skopeo", spec, ""
     path = Path(spec)
@@ -216,18 +232,11 @@ class _OciReader:
     def _image(self, desc: dict[str, Any]) -> SourceImage | None:
         manifest = self.blob(desc.get("digest", ""))
         doc = _json(manifest, f"{self.spec}: manifest")
-        if doc.get("mediaType") in INDEX_TYPES or desc.get("mediaType") in INDEX_TYPES:
-            choices = [m for m in doc.get("manifests", []) if _is_amd64(m.get("platform") or {})]
-            return self._image(choices[0]) if choices else None
-        config_digest = _check_digest((doc.get("config") or {}).get("digest", ""), self.spec)
+        if is_index(doc, desc.get("mediaType", "")):
+            choice = pick_platform(doc)
+            return self._image(choice) if choice else None
+        config_digest, layers = image_parts(doc, self.spec)
         config = self.blob(config_digest)
-        layers = [
-            Layer(
-                _check_digest(lay.get("digest", ""), self.spec), lay.get("mediaType", ""), lay.get("size", -1)
-            )
-            for lay in doc.get("layers") or []
-            if lay.get("mediaType") != FOREIGN
-        ]
         return SourceImage(
             manifest=manifest,
             manifest_digest=sha256_digest(manifest),
@@ -242,6 +251,37 @@ class _OciReader:
 
 def _is_amd64(platform: dict[str, Any]) -> bool:
     return platform.get("os", "linux") == "linux" and platform.get("architecture") in ("amd64", None)
+
+
+def is_index(doc: dict[str, Any], media_type: str = "") -> bool:
+    """A manifest list / image index (several platforms), not an image manifest."""
+    return doc.get("mediaType") in INDEX_TYPES or media_type in INDEX_TYPES
+
+
+def pick_platform(index: dict[str, Any]) -> dict[str, Any] | None:
+    """The descriptor of the linux/amd64 image of ``index``, if it has one."""
+    choices = [m for m in index.get("manifests") or [] if _is_amd64(m.get("platform") or {})]
+    return choices[0] if choices else None
+
+
+def image_parts(doc: dict[str, Any], where: str) -> tuple[str, list[Layer]]:
+    """(config digest, layers without foreign ones) of an image manifest."""
+    if doc.get("schemaVersion") == 1:
+        raise ImageError(
+            f"{where}: a schema 1 manifest, which this publisher does not read",
+            hint="push the image again with a current client (skopeo copy writes schema 2 / OCI)",
+        )
+    config_digest = _check_digest((doc.get("config") or {}).get("digest", ""), where)
+    layers = [
+        Layer(_check_digest(lay.get("digest", ""), where), lay.get("mediaType", ""), lay.get("size", -1))
+        for lay in doc.get("layers") or []
+        if lay.get("mediaType") != FOREIGN
+    ]
+    return config_digest, layers
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    return _json(data, where)
 
 
 def _select(images: list[tuple[str, SourceImage]], ref: str, spec: str) -> list[SourceImage]:

@@ -1,4 +1,5 @@
-"""Real images built here with buildah (overlay storage in a temp dir), offline from busybox-static.
+"""Real images built here with buildah (overlay storage in a temp dir), offline from busybox-static,
+and real registries on loopback (tests/services/registry.py) serving small busybox images.
 
 Image ``registry.hub.docker.com/cops/test:v1`` has three layers:
 1. busybox + /data/{keep.txt, gone.txt, old/a, old/sub/b}, a hard link and a symlink;
@@ -17,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.services.registry import Registry, require_tools, start_registry
+
+from .helpers import busybox_image
 
 NAME = "registry.hub.docker.com/cops/test:v1"
 BUSYBOX = Path("/bin/busybox")
@@ -100,3 +105,37 @@ def _build(base: Path) -> BuiltImage:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return tmp_path / "repo"
+
+
+@dataclass
+class LoopbackRegistries:
+    """A plain-HTTP registry and one with TLS (test CA) and basic auth, for the whole session."""
+
+    plain: Registry
+    secure: Registry
+    images: Path  # OCI layouts built so far, one per marker
+
+    def push(self, registry: Registry, name: str, marker: str = "", *, base: str = "") -> None:
+        """Push a busybox image whose /data/marker.txt holds ``marker`` (default: ``name``)."""
+        marker = marker or name
+        layout = self.images / f"{base}-{marker}".replace("/", "_").replace(":", "_")
+        if not layout.exists():
+            busybox_image(layout, marker, base=base)
+        registry.push(layout, name)
+
+
+@pytest.fixture(scope="session")
+def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackRegistries]:
+    require_tools()
+    base = tmp_path_factory.mktemp("registries")
+    plain = start_registry(base / "plain")
+    try:
+        secure = start_registry(base / "secure", tls=True, auth=True)
+    except BaseException:
+        plain.stop()
+        raise
+    try:
+        yield LoopbackRegistries(plain, secure, base / "images")
+    finally:
+        plain.stop()
+        secure.stop()

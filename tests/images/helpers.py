@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -62,3 +63,22 @@ def oci_layout(root: Path, layers: list[list[Member]], cmd: str = "/bin/sh") -> 
     index = {"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"], **desc}]}
     (root / "index.json").write_text(json.dumps(index))
     return root
+
+
+@functools.cache
+def _busybox() -> bytes:
+    return Path("/bin/busybox").read_bytes()
+
+
+def busybox_image(root: Path, marker: str, *, base: str = "") -> Path:
+    """An OCI layout of two layers: busybox-static (the same bytes in every image, so registries
+    and the publisher share it; ``base`` makes a different base) and ``/data/marker.txt``."""
+    bottom = [
+        member("bin/", tarfile.DIRTYPE, mode=0o755),
+        member("bin/busybox", data=_busybox(), mode=0o755),
+        member("bin/sh", tarfile.SYMTYPE, link="busybox"),
+    ]
+    if base:
+        bottom.append(member("etc/base", data=base.encode()))
+    top = [member("data/", tarfile.DIRTYPE, mode=0o755), member("data/marker.txt", data=marker.encode())]
+    return oci_layout(root, [bottom, top])

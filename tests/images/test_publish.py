@@ -12,6 +12,7 @@ from computeops_grid.images.publish import Publisher
 from computeops_grid.images.reference import parse_ref
 from computeops_grid.images.repository import gc, list_images, remove
 from computeops_grid.images.sources import load_source
+from computeops_grid.images.sync import SyncOptions, sync_wishlist
 from computeops_grid.images.verify import verify
 
 from .conftest import NAME, BuiltImage
@@ -50,14 +51,18 @@ def check_tree(flat: Path) -> None:
 @pytest.mark.parametrize("kind", ["oci", "oci-archive", "docker-archive", "containers-storage", "wishlist"])
 def test_publish_each_source_kind(built_image: BuiltImage, repo: Path, tmp_path: Path, kind: str) -> None:
     spec = _sources(built_image, tmp_path)[kind]
-    extra = {"transport": "containers-storage", "storage": built_image.storage} if kind == "wishlist" else {}
-    name = None if kind in ("docker-archive", "containers-storage", "wishlist") else f"docker://{NAME}"
-    results = publish_sources([spec], repo, name=name, **extra)  # type: ignore[arg-type]
-    assert [r.ref.public_path for r in results] == [PUBLIC]
+    if kind == "wishlist":  # a wishlist is synced; its images taken from local storage here
+        options = SyncOptions(transport="containers-storage", storage=built_image.storage)
+        report = sync_wishlist(spec, repo, options)
+        published = [(o.name, o.config_digest) for o in report.outcomes if o.status.value == "published"]
+    else:
+        name = None if kind in ("docker-archive", "containers-storage") else f"docker://{NAME}"
+        published = [(r.ref.public_path, r.config_digest) for r in publish_sources([spec], repo, name=name)]
+    assert [path for path, _ in published] == [PUBLIC]
+    config = published[0][1]
     link = repo / PUBLIC
     assert link.is_symlink()
-    target = os.readlink(link)
-    assert target == f"../../.flat/{results[0].config_digest[7:9]}/{results[0].config_digest[7:]}"
+    assert os.readlink(link) == f"../../.flat/{config[7:9]}/{config[7:]}"
     check_tree(link)
     assert (repo / ".metadata" / PUBLIC / "manifest.json").is_file()
     assert len(list((repo / ".layers").glob("??/*/layerfs"))) == 3

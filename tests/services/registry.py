@@ -44,8 +44,11 @@ def require_tools() -> None:
         )
 
 
-def _run(argv: list[str], **kwargs: object) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs).stdout  # type: ignore[call-overload,no-any-return]
+def _run(argv: list[str]) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-1000:]}")
+    return proc.stdout
 
 
 def make_ca(folder: Path) -> tuple[Path, Path, Path]:
@@ -142,6 +145,10 @@ class Registry:
 
     def push(self, oci: Path, name: str) -> None:
         """``skopeo copy oci:DIR docker://host/NAME`` (``name`` is ``repo:tag``)."""
+        self.push_ref(oci, "", name)
+
+    def push_ref(self, oci: Path, ref: str, name: str) -> None:
+        """Push the image ``ref`` of the OCI layout ``oci`` (its only one when ``ref`` is "")."""
         argv = ["skopeo", "copy", "--quiet", "--retry-times", "2"]
         if self.tls:
             argv += ["--dest-cert-dir", str(self.certs_dir / self.host)]
@@ -149,7 +156,7 @@ class Registry:
             argv += ["--dest-tls-verify=false"]
         if self.auth:
             argv += ["--dest-creds", f"{USER}:{PASSWORD}"]
-        _run([*argv, f"oci:{oci}", f"docker://{self.host}/{name}"])
+        _run([*argv, f"oci:{oci}:{ref}" if ref else f"oci:{oci}", f"docker://{self.host}/{name}"])
 
 
 def start_registry(root: Path, *, tls: bool = False, auth: bool = False) -> Registry:

@@ -12,7 +12,7 @@ symlink is swapped)::
 to ``config_digest``'s committed flat, means unchanged (nothing downloaded). ``wishlists`` says
 which wishlists own the name: a sync removes a name only when its wishlist no longer lists it
 and no other wishlist owns it. Names published otherwise (``image publish``) have no record
-and are never removed by a sync.
+and are never removed by a sync, unless a wishlist lists them (its sync adopts them).
 """
 
 from __future__ import annotations

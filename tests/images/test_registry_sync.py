@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from computeops_grid.errors import ExitCode
+from computeops_grid.images.operations import publish_sources
 from computeops_grid.images.registry import Backoff, RegistryOptions
 from computeops_grid.images.summary import Outcome, Status, SyncReport
 from computeops_grid.images.sync import SyncOptions, sync_wishlist
@@ -22,6 +23,7 @@ from tests.conftest import Cli
 from tests.services.registry import PASSWORD, RegistryFront, start_registry
 
 from .conftest import LoopbackRegistries
+from .helpers import member, oci_layout
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 FAST = Backoff(attempts=3, first=0.01, cap=0.05)
@@ -220,6 +222,23 @@ def test_registry_down_mid_sync_keeps_what_was_published_valid(
         own.stop()
 
 
+def test_a_transfer_cut_halfway_fails_that_image_alone(
+    registries: LoopbackRegistries, front: RegistryFront, tmp_path: Path
+) -> None:
+    registries.push(registries.plain, "cut/a:1")
+    repo = tmp_path / "repo"
+    publish_sources([f"http://{front.host}/cut/a:1"], repo)  # a registry image as a SOURCE, too
+    registries.push(registries.plain, "cut/b:1", base="another base layer")
+    wishlist = _wishlist(tmp_path / "w.yaml", [f"http://{front.host}/cut/{n}:1" for n in "ab"])
+    front.cut_blobs_over = 10_000
+    report = _sync(wishlist, repo)
+    assert _by_status(report) == {"unchanged": {f"{front.host}/cut/a:1"}, "failed": {f"{front.host}/cut/b:1"}}
+    cut = _failure(report, "cut/b")
+    assert cut.kind == "unreachable" and "broke while reading blob" in cut.message
+    assert verify(repo).ok and not list((repo / ".cops" / "tmp").iterdir())
+    assert not (repo / front.host / "cut" / "b:1").exists()
+
+
 def test_429_is_retried_with_backoff(
     registries: LoopbackRegistries, front: RegistryFront, tmp_path: Path
 ) -> None:
@@ -245,6 +264,8 @@ def test_removed_entries_are_removed_and_collected(
     assert _by_status(_sync(wishlist, repo)) == {
         "published": {f"{host}/rm/a:1", f"{host}/rm/b:1", f"{host}/rm/b:2"}
     }
+    hand = oci_layout(tmp_path / "hand", [[member("by-hand", data=b"kept")]])
+    publish_sources([f"oci:{hand}"], repo, name=f"docker://{host}/rm/hand:1")  # no wishlist owns it
     layers_before = set(os.listdir(repo / ".layers"))
     # the registry cannot list the tags (rate limited): the names the wildcard may cover stay
     front.throttle = 10**6
@@ -265,11 +286,11 @@ def test_removed_entries_are_removed_and_collected(
         "unchanged": {f"{host}/rm/a:1"},
         "removed": {f"{host}/rm/b:1", f"{host}/rm/b:2"},
     }
-    assert sorted(p.name for p in (repo / host / "rm").iterdir()) == ["a:1"]
+    assert sorted(p.name for p in (repo / host / "rm").iterdir()) == ["a:1", "hand:1"]
     assert not (repo / ".metadata" / host / "rm" / "b:1").exists()
     for name in ("b:1", "b:2"):
         assert not (repo / host / "rm" / flats[name]).exists(), "the flat of a removed name stays"
-    assert len(list((repo / ".layers").glob("??/*/layerfs"))) == 2  # busybox (shared) + a's own
+    assert len(list((repo / ".layers").glob("??/*/layerfs"))) == 3  # busybox (shared), a's own, hand's
     assert set(os.listdir(repo / ".layers")) <= layers_before
     assert not list((repo / ".cops" / "trash").glob("*"))
     assert verify(repo).ok

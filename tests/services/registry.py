@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -188,6 +189,7 @@ class RegistryFront:
     upstream: Registry
     page_size: int = 0  # > 0: the tag list comes in pages of at most this many tags
     throttle: int = 0  # answer this many next requests with 429 (Retry-After: 0)
+    cut_blobs_over: int = 0  # > 0: a blob larger than this breaks off halfway (connection closed)
     requests: list[tuple[str, str]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -232,6 +234,15 @@ class RegistryFront:
             self._tag_page(req, url)
             return
         status, headers, body = self._forward(req.command, req.path, req)
+        if self.cut_blobs_over and "/blobs/" in url.path and len(body) > self.cut_blobs_over:
+            req.send_response(status)
+            req.send_header("Content-Length", str(len(body)))
+            req.end_headers()
+            req.wfile.write(body[: len(body) // 2])
+            req.wfile.flush()
+            req.close_connection = True
+            req.connection.shutdown(socket.SHUT_RDWR)
+            return
         self._reply(req, status, headers, body)
 
     def _forward(

@@ -20,6 +20,7 @@ same wait.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -212,7 +213,7 @@ class RegistryClient:
                 )
             except requests.exceptions.SSLError as exc:
                 raise tls_error(self.host, exc) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except requests.RequestException as exc:  # refused, timed out, cut while reading, ...
                 attempt += 1
                 error = connection_error(self.host, what, exc)
                 self._pause_or_give_up(attempt, error, None)
@@ -258,7 +259,8 @@ class RegistryClient:
                     f"{self.host} wants credentials for {repository} and auth.json has none",
                     hint=auth_hint(self.host),
                 )
-            self._basic = requests.auth._basic_auth_str(creds.username, creds.password)
+            pair = f"{creds.username}:{creds.password}".encode()
+            self._basic = "Basic " + base64.b64encode(pair).decode()
             return
         if scheme != "bearer" or not params.get("realm"):
             raise RegistryAuthRefused(

@@ -107,8 +107,8 @@ class _Run:
 
     def emit(self, outcome: Outcome) -> None:
         self.report.outcomes.append(outcome)
-        if outcome.status is Status.FAILED:
-            log.warning("%s: %s", outcome.name, outcome.message)
+        if outcome.status is Status.FAILED:  # the summary shows it: info, not a second warning
+            log.info("%s: %s", outcome.name, outcome.message)
         if self.options.on_outcome is not None:
             self.options.on_outcome(outcome)
 
@@ -200,7 +200,8 @@ class _Run:
             found.append((ref, record))
         if protected:
             self.report.notes.append(
-                f"kept every name that {len(protected)} unlisted wildcard entries may cover"
+                f"nothing removed that {len(protected)} wildcard entries may cover: "
+                "their tags could not be listed"
             )
         return found
 

@@ -59,7 +59,7 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.TOOL_MISSING: "a required command-line tool is not installed",
     ExitCode.ILLEGAL_TRANSITION: "illegal state change refused by the store",
     ExitCode.STORE_UNUSABLE: "job store unusable",
-    ExitCode.EXTRA_MISSING: "optional Python package not installed (install the extra that the message names)",
+    ExitCode.EXTRA_MISSING: "optional Python package not installed (the message names the extra to install)",
     ExitCode.REPOSITORY_BUSY: "image repository locked by another publisher",
     ExitCode.REJECTED: "backend rejected the request (retrying cannot help)",
     ExitCode.NOT_SENT: "backend unreachable, request not sent (jobs kept: `cops-grid sync` retries)",

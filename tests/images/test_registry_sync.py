@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,7 +255,7 @@ def test_429_is_retried_with_backoff(
 
 
 def test_removed_entries_are_removed_and_collected(
-    registries: LoopbackRegistries, front: RegistryFront, tmp_path: Path
+    registries: LoopbackRegistries, front: RegistryFront, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("rm/a:1", "rm/b:1", "rm/b:2"):
         registries.push(registries.plain, name)
@@ -283,7 +284,11 @@ def test_removed_entries_are_removed_and_collected(
     }
     assert (repo / host / "rm" / "b:1").is_symlink() and dry.lines()[0].startswith("would remove")
     flats = {p.name: os.readlink(repo / host / "rm" / p.name) for p in (repo / host / "rm").iterdir()}
+    deleted: list[str] = []  # what gc deletes in place: never a flat or a layer still in sight
+    real_rmtree = shutil.rmtree
+    monkeypatch.setattr(shutil, "rmtree", lambda p, **kw: (deleted.append(str(p)), real_rmtree(p, **kw)))
     report = _sync(wishlist, repo)
+    assert deleted and not [p for p in deleted if "/.flat/" in p or "/.layers/" in p], deleted
     assert _by_status(report) == {
         "unchanged": {f"{host}/rm/a:1"},
         "removed": {f"{host}/rm/b:1", f"{host}/rm/b:2"},

@@ -1,5 +1,6 @@
-"""HTCondor-CE tests: no HTCondor daemon can run here (no Debian package, the PyPI wheel has
-only the bindings), so descriptions are checked with the bindings' offline parser."""
+"""HTCondor-CE tests: submit descriptions checked with the bindings' offline parser, the error
+paths against a closed port, and the live path against a real CE (``htcondor_ce``: Debian
+trixie's HTCondor 23.9 set up as an HTCondor-CE with its pool, tests/services/htcondor.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import base64
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.services.htcondor import HTCondorCE
 
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # a client needs no condor_config
 
@@ -33,3 +39,30 @@ def token_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BEARER_TOKEN_FILE", str(path))
     monkeypatch.delenv("BEARER_TOKEN", raising=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def htcondor_ce() -> Iterator[HTCondorCE]:
+    """The CE (collector, schedd, JobRouter) and its pool, started once per session."""
+    from tests.services.htcondor import start_htcondor_ce
+
+    ce = start_htcondor_ce()
+    yield ce
+    ce.stop()
+
+
+@pytest.fixture
+def ce_token(htcondor_ce: HTCondorCE, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A token of the CE's issuer where WLCG token discovery finds it (``BEARER_TOKEN_FILE``)."""
+    path = tmp_path / "bt_ce"
+    path.write_text(htcondor_ce.token() + "\n")
+    path.chmod(0o600)
+    monkeypatch.setenv("BEARER_TOKEN_FILE", str(path))
+    monkeypatch.delenv("BEARER_TOKEN", raising=False)
+    return path
+
+
+@pytest.fixture
+def ce_settings(htcondor_ce: HTCondorCE, grid_images: Path) -> dict[str, Any]:
+    """``backends.htcondor-ce:`` for the session's CE: no token_file, discovery finds it."""
+    return {"ce": htcondor_ce.ce, "ca_file": str(htcondor_ce.ca_file), "image_root": str(grid_images)}

@@ -1,16 +1,21 @@
-"""The HTCondor-CE backend: grid-universe jobs to a CE's schedd, authenticated by a WLCG token.
+"""The HTCondor-CE backend: vanilla jobs straight to a CE's schedd, authenticated by a WLCG token.
 
 Written to the ``htcondor2`` Python bindings (the API that 24.x and 25.x share): locate
-the CE's schedd through its collector on port 9619, submit one cluster per call with
-spooling, query in bulk, retrieve outputs, remove. No HTCondor daemon can run on the
-development machine, so the live calls are exercised only against a closed port there;
-the submit descriptions are checked offline with the bindings' own parser.
+the CE's schedd through its collector on port 9619, authenticate with SciTokens over SSL
+(the CE's host certificate checked against ``ca_file``/``ca_dir``), submit one cluster per
+call with spooling (what ``condor_submit -remote`` does; see ``submit.py`` for why not the
+grid universe), query in bulk, read the history for jobs that left the queue, retrieve
+outputs, remove. tests/htcondor/test_ce.py runs all of it against Debian's HTCondor 23.9
+set up as an HTCondor-CE (tests/services/htcondor.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +54,7 @@ STATE_MAP: dict[int, JobState] = {
     7: JobState.RUNNING,
 }
 PROJECTION = ["ClusterId", "ProcId", "JobStatus", "ExitCode", "HoldReason", "CopsGridId"]
+RETRIEVED = ".cops-retrieved"  # in a job's directory: its outputs came back from the CE
 
 
 def bindings() -> Any:
@@ -67,6 +73,12 @@ class HTCondorCESettings(BackendSettings):
     )
     python: str = Field(default="python3", description="interpreter of the wrapper on the worker node")
     image_root: str | None = Field(default=None, description="image repository on the worker nodes")
+    ca_file: Path | None = Field(
+        default=None, description="CA certificates (PEM) that the CE's host certificate must chain to"
+    )
+    ca_dir: Path | None = Field(
+        default=None, description="directory of trusted CAs, e.g. /etc/grid-security/certificates"
+    )
     extra: dict[str, str] = Field(default_factory=dict, description="extra submit-description lines")
 
 
@@ -74,18 +86,28 @@ def native_id(ad: Any) -> str:
     return f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}"
 
 
+def attr(ad: Any, key: str) -> Any:
+    """An attribute's value; None where it is missing or undefined (the schedd answers a
+    projection with ``classad2.Value.Undefined``, an int enum whose ``str`` is ``"2"``)."""
+    value = ad.get(key)
+    classad2 = sys.modules.get("classad2")  # loaded with the bindings that made the ad
+    if value is None or (classad2 is not None and isinstance(value, classad2.Value)):
+        return None
+    return value
+
+
 def ad_state(ad: Any) -> StatusInfo:
-    code = int(ad.get("JobStatus", 0))
+    code = int(attr(ad, "JobStatus") or 0)
     state = STATE_MAP.get(code)
     if state is None:
         log.warning("unknown HTCondor JobStatus %s; keeping the job's state", code)
-    exit_code = ad.get("ExitCode")
+    exit_code = attr(ad, "ExitCode") if code == 4 else None  # running jobs keep an old one
     if state == JobState.COMPLETED and exit_code not in (None, 0):
         state = JobState.FAILED
     return StatusInfo(
         state=state or JobState.QUEUED,
         exit_code=int(exit_code) if exit_code is not None else None,
-        message=str(ad.get("HoldReason") or ""),
+        message=str(attr(ad, "HoldReason") or "held") if code == 5 else "",
         native_state=str(code),
     )
 
@@ -141,6 +163,10 @@ class HTCondorCEBackend:
         htc = bindings()
         htc.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "SCITOKENS"
         htc.param["SCITOKENS_FILE"] = str(token_path)
+        if self.settings.ca_file:  # the token travels over SSL: the CE's host certificate is checked
+            htc.param["AUTH_SSL_CLIENT_CAFILE"] = str(self.settings.ca_file)
+        if self.settings.ca_dir:
+            htc.param["AUTH_SSL_CLIENT_CADIR"] = str(self.settings.ca_dir)
         host = self.settings.ce.split(":")[0]
         pool = self.settings.ce if ":" in self.settings.ce else f"{host}:{condor_submit.CE_PORT}"
         with self.calling(f"locating the schedd of {pool}", sends=False):
@@ -148,13 +174,10 @@ class HTCondorCEBackend:
             return htc.Schedd(ad)
 
     # -- operations ----------------------------------------------------------------
-    def description(
-        self, jobs: Sequence[JobRecord], token_path: Path | None
-    ) -> condor_submit.SubmitDescription:
+    def description(self, jobs: Sequence[JobRecord]) -> condor_submit.SubmitDescription:
         return condor_submit.describe(
-            jobs, ce=self.settings.ce, token_file=token_path, jobs_dir=self.context.jobs_dir,
-            pilot=self.context.pilot, python=self.settings.python, image_root=self.settings.image_root,
-            inputs=input_sources(jobs[0]), extra=self.settings.extra,
+            jobs, jobs_dir=self.context.jobs_dir, pilot=self.context.pilot, python=self.settings.python,
+            image_root=self.settings.image_root, inputs=input_sources(jobs[0]), extra=self.settings.extra,
         )  # fmt: skip
 
     def preflight(self, jobs: Sequence[JobRecord]) -> None:
@@ -178,10 +201,15 @@ class HTCondorCEBackend:
         for cluster in self.clusters(jobs):
             for job in cluster:
                 (self.context.jobs_dir / job.id).mkdir(parents=True, exist_ok=True)
-            desc = self.description(cluster, token_path)
+            desc = self.description(cluster)
             htc = bindings()
-            with self.calling("submitting to the CE"):  # outcome unknown on failure: sync decides
-                res = schedd.submit(htc.Submit(desc.body), spool=True, itemdata=iter(desc.items))
+            # htcondor2 24.0's submit() needs a queue statement in the description even with
+            # itemdata (else IndexError) and misreads inline items (Submit.itemdata() splits
+            # them into characters): the whole text, items given apart; it also prints the
+            # file it builds, kept off the CLI's stdout
+            with self.calling("submitting to the CE"), contextlib.redirect_stdout(io.StringIO()):
+                sub = htc.Submit(desc.text)
+                res = schedd.submit(sub, spool=True, itemdata=iter(desc.items))  # unknown on failure
                 schedd.spool(res)
             first = res.first_proc()
             results += [
@@ -210,7 +238,21 @@ class HTCondorCEBackend:
             return {}
         clusters = sorted({n.split(".")[0] for n in wanted})
         ads = self._query(" || ".join(f"ClusterId == {c}" for c in clusters))
-        return {wanted[native_id(ad)]: ad_state(ad) for ad in ads if native_id(ad) in wanted}
+        found = {wanted[native_id(ad)]: ad_state(ad) for ad in ads if native_id(ad) in wanted}
+        gone = [n for n, i in wanted.items() if i not in found]
+        if gone:  # left the queue (outputs retrieved, removed): the schedd's history has them
+            for ad in self._history(gone):
+                if native_id(ad) in wanted:
+                    found.setdefault(wanted[native_id(ad)], ad_state(ad))
+        return found
+
+    def _history(self, native_ids: Sequence[str]) -> list[Any]:
+        constraint = " || ".join(
+            f"(ClusterId == {c} && ProcId == {p})" for c, p in (n.split(".") for n in native_ids)
+        )
+        schedd = self.schedd(self.token_file(self.token()))
+        with self.calling("reading the CE's job history"):
+            return list(schedd.history(constraint, PROJECTION, match=len(native_ids)))
 
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
         spec = [str(j.native_id) for j in jobs if j.native_id]
@@ -219,24 +261,38 @@ class HTCondorCEBackend:
             with self.calling("removing jobs on the CE"):
                 schedd.act(bindings().JobAction.Remove, spec, reason="cops-grid cancel")
 
-    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
+    def _retrieve(self, job: JobRecord) -> Path:
+        """The job's directory holding its outputs, fetched from the CE's spool once (the
+        job then leaves the CE's queue for its history: a second retrieve would find nothing)."""
         if not job.native_id:
             raise BackendError(f"job {job.id} was never accepted by the CE", backend=self.name)
-        schedd = self.schedd(self.token_file(self.token()))
-        with self.calling("retrieving outputs from the CE"):
-            schedd.retrieve(f"ClusterId == {job.native_id.split('.')[0]}")
         workdir = self.context.jobs_dir / job.id
+        marker = workdir / RETRIEVED
+        if not marker.exists():
+            cluster, proc = job.native_id.split(".")
+            schedd = self.schedd(self.token_file(self.token()))
+            with self.calling("retrieving outputs from the CE"):
+                schedd.retrieve(f"ClusterId == {cluster} && ProcId == {proc}")
+            workdir.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        return workdir
+
+    def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
+        workdir = self._retrieve(job)
         patterns = [condor_submit.STDOUT, condor_submit.STDERR, "cops-report.json", *job.spec.outputs]
         return collect_outputs(workdir, patterns, dest)
 
     def logs(self, job: JobRecord) -> str:
+        """What the job printed: known once it ended and its outputs came back from the CE."""
         workdir = self.context.jobs_dir / job.id
+        ended = job.state in (JobState.COMPLETED, JobState.FAILED)  # a removed job has no outputs
+        if ended and job.native_id and not (workdir / RETRIEVED).exists():
+            self._retrieve(job)
         parts = [workdir / condor_submit.STDOUT, workdir / condor_submit.STDERR]
         return "".join(p.read_text(errors="replace") for p in parts if p.is_file())
 
     def describe(self, jobs: Sequence[JobRecord]) -> str:
-        tok = self.settings.token_file or Path("$BEARER_TOKEN_FILE")
-        return "".join(self.description(c, tok).text for c in self.clusters(jobs))
+        return "".join(self.description(c).text for c in self.clusters(jobs))
 
     def check(self) -> Health:
         try:

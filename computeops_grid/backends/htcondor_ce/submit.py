@@ -1,4 +1,12 @@
-"""HTCondor-CE submit descriptions from the job model: grid universe, one cluster per call.
+"""HTCondor-CE submit descriptions from the job model: vanilla jobs for the CE's own schedd,
+one cluster per call.
+
+cops-grid has no schedd of its own, so it submits to the CE's schedd directly, spooling the
+inputs, as ``condor_submit -remote`` (and ``condor_ce_submit``) does. A grid-universe job
+(``grid_resource = condor <ce> <ce>:9619``) would need a local schedd whose gridmanager then
+hands the CE the very same vanilla job; sent to the CE's schedd itself, it is never routed
+(tests/htcondor/test_ce.py shows both against a real CE). The CE's JobRouter routes the
+vanilla job to the site's batch system.
 
 The body is shared by every job of the call; what differs per job travels as queue
 items (``cops_id``, ``cops_args``), so a bulk of 100 or a parametric job is one
@@ -23,6 +31,10 @@ from computeops_grid.jobs.record import JobRecord
 CE_PORT = 9619
 STDOUT = "std.out"
 STDERR = "std.err"
+LEAVE_IN_QUEUE = (
+    "JobStatus == 4 && (StageOutFinish =?= undefined || StageOutFinish == 0)"
+    " && time() - CompletionDate < 864000"
+)
 
 
 def quote_args(args: Sequence[str]) -> str:
@@ -60,8 +72,6 @@ def _check_same(jobs: Sequence[JobRecord]) -> None:
 def describe(
     jobs: Sequence[JobRecord],
     *,
-    ce: str,
-    token_file: Path | None,
     jobs_dir: Path,
     pilot: Path,
     python: str = "python3",
@@ -72,13 +82,9 @@ def describe(
     """One cluster's submit description; ``jobs`` must share resources and inputs."""
     _check_same(jobs)
     res = jobs[0].spec.resources
-    host = ce.split(":", maxsplit=1)[0]
-    endpoint = ce if ":" in ce else f"{ce}:{CE_PORT}"
     memory_mb = max(1, res.memory // 2**20)
     settings: dict[str, str] = {
-        "universe": "grid",
-        "grid_resource": f"condor {host} {endpoint}",
-        "use_scitokens": "true" if token_file else "false",
+        "universe": "vanilla",
         "executable": str(pilot),
         "transfer_executable": "true",
         "arguments": "$(cops_args)",
@@ -94,9 +100,10 @@ def describe(
         "+maxMemory": str(memory_mb),
         "+maxWallTime": str(max(1, -(-res.walltime // 60))),
         "+CopsGridId": '"$(cops_id)"',
+        # a finished job waits in the CE's queue until its outputs are retrieved (10 days at
+        # most), then goes to the schedd's history, where ``status`` still finds it
+        "leave_in_queue": LEAVE_IN_QUEUE,
     }
-    if token_file:
-        settings["scitokens_file"] = str(token_file)
     if res.gpus:
         settings["request_gpus"] = str(res.gpus)
     if inputs:

@@ -119,8 +119,8 @@ def bare_metal(rootfs: Path, scratch: Path) -> tuple[System, SystemInfo]:
     return system, SystemInfo(BASELINE, True, version=os.uname().release, detail="no container")
 
 
-def version_of(binary: str, private: Path) -> str:
-    """The version number the binary prints (banners and root refusals are skipped)."""
+def version_text(binary: str, private: Path) -> str:
+    """What ``binary --version`` prints (stdout and stderr), or why it could not run."""
     argv = [binary, "--version"]
     if Path(binary).name == "udocker":
         argv.insert(1, "--allow-root")
@@ -129,8 +129,26 @@ def version_of(binary: str, private: Path) -> str:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, env=env)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"? ({exc})"
-    match = VERSION.search(proc.stdout + proc.stderr)
+    return proc.stdout + proc.stderr
+
+
+def version_of(binary: str, private: Path) -> str:
+    """The version number the binary prints (banners and root refusals are skipped)."""
+    text = version_text(binary, private)
+    if text.startswith("? ("):
+        return text
+    match = VERSION.search(text)
     return match.group(0) if match else "?"
+
+
+def same_program(name: str, binary: str, private: Path, known: set[str]) -> str:
+    """Where ``name`` is another program's compatibility name, what the binary says it is
+    (``singularity --version`` on today's grid sites: ``apptainer version 1.4.5``); else ""."""
+    line = next((ln.strip() for ln in version_text(binary, private).splitlines() if ln.strip()), "")
+    program = line.split()[0].lower() if line else ""
+    if not program or name in program or program not in known:  # known: the wrapper's runtimes
+        return ""
+    return f"the {program} program: `{Path(binary).name} --version` says {line!r}"
 
 
 def _path_env() -> str:
@@ -193,6 +211,8 @@ def discover(
         detail = (
             f"{binary} via the pilot's {SAME_CLI_AS.get(name, name)} adapter, mode {runtime.mode(binary)}"
         )
+        if same := same_program(name, binary, private, set(pilot.RUNTIMES)):
+            detail += f"; {same}"
         infos.append(SystemInfo(name, True, version=version, detail=detail))
         systems.append(adapter.system())
         adapters[name] = adapter

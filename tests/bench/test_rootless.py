@@ -5,41 +5,20 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from computeops_grid.bench.image import BenchImage, build_image
+from computeops_grid.bench.image import BenchImage
 from computeops_grid.bench.rootless import unreachable, works_rootless
 from computeops_grid.bench.runtimes import discover
 
-USER = "copsuser"  # the account tests/pilot uses too
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root"),
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (Debian bubblewrap) absent"),
 ]
-
-
-@pytest.fixture(scope="module")
-def user() -> str:
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "-m", USER], check=True)
-    return USER
-
-
-@pytest.fixture(scope="module")
-def open_image() -> Iterator[BenchImage]:
-    """The bench image where any account can read it (pytest's own tmp dirs are 0700)."""
-    base = Path(tempfile.mkdtemp(prefix="cops-bench-open-", dir="/tmp"))
-    base.chmod(0o755)
-    yield build_image(base / "image")
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_runtimes_run_a_payload_as_the_user(open_image: BenchImage, user: str, tmp_path: Path) -> None:

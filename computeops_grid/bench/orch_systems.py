@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -180,6 +181,39 @@ def kubernetes_system(ctx: BackendContext, kubeconfig: str | None) -> System:
     return System(
         SystemInfo("kubernetes", False, why=f"{health.detail[:200]}; API server binaries {servers}")
     )
+
+
+def htcondor_ce_system(
+    ctx: BackendContext, ce: str | None, ca_file: str | None, image_root: str | None
+) -> System:
+    """The HTCondor-CE named by ``--htcondor-ce`` (token from WLCG discovery), located and
+    authenticated to before it is measured; a why-row when none is named or it does not answer."""
+    if not ce:
+        return System(SystemInfo("htcondor-ce", False, why="no CE named (--htcondor-ce HOST[:PORT])"))
+    try:
+        from computeops_grid.backends.htcondor_ce.backend import (  # noqa: PLC0415 - the optional bindings
+            HTCondorCEBackend,
+            HTCondorCESettings,
+            bindings,
+        )
+
+        settings = HTCondorCESettings(ce=ce, ca_file=ca_file, image_root=image_root)
+        backend = HTCondorCEBackend(settings, ctx)
+        health = backend.check()
+        version = ""
+        if health.reachable:  # the CE's own version, from its schedd's ad (a bonus: never fatal)
+            htc, host = bindings(), ce.split(":")[0]
+            with contextlib.suppress(Exception):
+                ad = htc.Collector(ce if ":" in ce else f"{host}:9619").locate(htc.DaemonType.Schedd, host)
+                found = re.search(r"\d+\.\d+\.\d+", str(ad.get("CondorVersion", "")))
+                version = f"HTCondor {found.group(0)}" if found else ""
+    except (ImportError, CopsError) as exc:
+        return System(SystemInfo("htcondor-ce", False, why=str(getattr(exc, "message", exc))[:300]))
+    if not health.reachable:
+        return System(SystemInfo("htcondor-ce", False, why=health.detail[:300]))
+    info = SystemInfo("htcondor-ce", True, version=version, detail=f"{health.detail}; client bindings")
+    daemons = f"the CE at {ce} (collector, schedd, JobRouter) and the batch system behind it"
+    return System(info, backend, daemons, "not observable from the client (a remote CE)")
 
 
 def absent_system(name: str) -> System:

@@ -55,6 +55,9 @@ class Options:
     timeout: float = 600.0  # per batch
     sizes: dict[int, int] | None = None  # N -> repetitions, overriding --quick/full
     gpu_wait: float = 15.0  # how long a GPU job may stay queued before it is called unschedulable
+    htcondor_ce: str | None = None  # an HTCondor-CE to include, host[:port] (token: WLCG discovery)
+    htcondor_ce_ca: str | None = None  # CA file its host certificate chains to
+    htcondor_ce_image_root: str | None = None  # image repository on its worker nodes (default CVMFS)
 
 
 def _record(name: str, command: str, args: list[str], **resources: Any) -> JobRecord:
@@ -207,6 +210,11 @@ DOCUMENTED = {
     "kubernetes": {"priorities / fair share": "PriorityClass; fair share via Kueue/Volcano (documented)",
                    "CVMFS in containers": "hostPath or the CVMFS CSI driver (backend setting)",
                    "failure recovery": "Job controller recreates pods per backoffLimit (documented)"},
+    "htcondor-ce": {"priorities / fair share": "the batch system's behind the CE; JobRouter routes by "
+                                               "job attributes (documented)",
+                    "CVMFS in containers": "pilot wrapper binds the worker node's /cvmfs",
+                    "failure recovery": "held jobs keep their reason; the CE keeps finished jobs until "
+                                        "their outputs are retrieved (documented)"},
 }  # fmt: skip
 
 
@@ -262,6 +270,8 @@ def discover(ctx: BackendContext, opts: Options, work: Path) -> list[osys.System
     systems = [osys.local_system(ctx), osys.slurm_system(ctx, opts.slurm_conf, opts.slurm_cpus)]
     systems.append(osys.swarm_system(ctx, opts.docker_host, work))
     systems.append(osys.kubernetes_system(ctx, opts.kubeconfig))
+    systems.append(osys.htcondor_ce_system(ctx, opts.htcondor_ce, opts.htcondor_ce_ca,
+                                           opts.htcondor_ce_image_root))  # fmt: skip
     systems += [osys.absent_system(name) for name in osys.ABSENT_CANDIDATES]
     return systems
 

@@ -88,6 +88,13 @@ def orchestrators(
         64, "--slurm-cpus", min=1, help="CPUs the private Slurm declares (more jobs start at once)."
     ),
     kubeconfig: str = typer.Option("", "--kubeconfig", help="kubeconfig of a cluster to include."),
+    htcondor_ce: str = typer.Option(
+        "", "--htcondor-ce", help="An HTCondor-CE to include, HOST[:PORT] (token: WLCG discovery)."
+    ),
+    htcondor_ce_ca: str = typer.Option("", "--htcondor-ce-ca", help="CA file of the CE's host certificate."),
+    htcondor_ce_image_root: str = typer.Option(
+        "", "--htcondor-ce-image-root", help="Image repository on the CE's worker nodes (default: CVMFS)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the written paths and summary as JSON."),
 ) -> None:
     """N short container jobs, a killed job, an over-limit job and a GPU job on every orchestrator here."""
@@ -96,6 +103,8 @@ def orchestrators(
     options = orch.Options(
         out=out_dir, quick=quick, repeats=repeat, docker_host=docker_host or None,
         slurm_conf=slurm_conf or None, slurm_cpus=slurm_cpus, kubeconfig=kubeconfig or None,
+        htcondor_ce=htcondor_ce or None, htcondor_ce_ca=htcondor_ce_ca or None,
+        htcondor_ce_image_root=htcondor_ce_image_root or None,
     )  # fmt: skip
 
     def progress(m: Measurement) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from computeops_grid.cli import output
@@ -203,7 +204,7 @@ def backends(
         table.add_column(column, overflow="fold")
     for row in rows:
         ok = "[green]yes[/]" if row["reachable"] else "[red]no[/]"
-        detail = "; ".join([row["detail"], *row["warnings"]])
+        detail = escape("; ".join([row["detail"], *row["warnings"]]))  # plain text: [extra] stays
         credential = row["credential"] or "-"
         table.add_row(row["name"], row["type"], ok, credential, ", ".join(row["capabilities"]), detail)
     output.out.print(table)

@@ -11,6 +11,8 @@ import configparser
 import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -174,3 +176,18 @@ def test_backends_shows_the_extra_of_each_backend_that_cannot_load(cops_home: Pa
         assert f"pip install 'computeops-grid[{extra}]'" in rows[name]["detail"], rows[name]
         assert "failed to load" not in rows[name]["detail"]
     assert rows["local"]["reachable"] is True
+
+
+def test_the_backends_table_keeps_the_brackets_of_the_extra(cops_home: Path) -> None:
+    """On a terminal `cops-grid backends` prints a table: rich markup must not eat `[grid]`."""
+    if shutil.which("script") is None:
+        pytest.skip("script (util-linux) gives the CLI a terminal")
+    code = "import sys\nsys.modules['requests'] = None\nfrom computeops_grid.cli.main import run\nrun()\n"
+    command = shlex.join([sys.executable, "-c", code, "backends"])
+    proc = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COPS_GRID_HOME": str(cops_home), "COLUMNS": "400"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    assert "pip install 'computeops-grid[grid]'" in proc.stdout

@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from computeops_grid.errors import (
     BackendError,
@@ -65,18 +66,23 @@ def run_tool(
     extra_env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
     interactive: bool = False,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run one tool and return what it said; a missing tool or a hang raises (see module).
 
-    stdin is closed unless ``interactive`` (a pass phrase prompt): no tool waits for input."""
+    stdin is closed unless ``interactive`` (a pass phrase prompt) or a file is given (a tar
+    stream to unpack): no tool waits for input. With ``stdout`` (a file, for binary output
+    such as a tar stream) the result's ``stdout`` is ``None``; stderr is always captured."""
     environ = dict(env if env is not None else os.environ)
     environ.update(extra_env or {})
     log.debug("running %s", list(argv[:6]))
     try:
         return subprocess.run(
             list(argv),
-            stdin=None if interactive else subprocess.DEVNULL,
-            capture_output=True,
+            stdin=stdin if stdin is not None else None if interactive else subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env=environ,
             cwd=cwd,

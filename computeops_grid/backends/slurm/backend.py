@@ -5,16 +5,30 @@ runs the payload through the pilot wrapper and leaves its exit code in the job d
 so jobs are resolved even after Slurm forgot them (no accounting, ``MinJobAge``). The
 cops-grid id is the native job name (``cops-<id>``; arrays ``cops-<bulk_id>`` + index),
 which is how :meth:`lookup` finds jobs after a crash without submitting again.
+
+With ``ssh: user@host[:port]`` the cluster is reached through its login node
+(:mod:`computeops_grid.backends.common.ssh`: the OpenSSH client over one shared connection
+per resource, host keys always checked): the same commands run there, job directories
+are staged into ``remote_jobs_dir`` there as one tar stream per ``sbatch``, and status
+files, logs and outputs come back the same way. Nothing is written to the local
+``jobs_dir``; states and exit codes are read exactly as on the local path.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import subprocess
+import tarfile
+import tempfile
+import time
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import ClassVar, Literal
+
+from pydantic import field_validator, model_validator
 
 from computeops_grid.backends.base import (
     BackendContext,
@@ -24,14 +38,16 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
-from computeops_grid.backends.common.environment import exported_names
-from computeops_grid.backends.common.jobdir import job_workdir, prepare
+from computeops_grid.backends.common import ssh
+from computeops_grid.backends.common.environment import RUNNER_ENV, exported_names
+from computeops_grid.backends.common.jobdir import input_sources, job_workdir, prepare
 from computeops_grid.backends.common.outputs import collect_outputs
+from computeops_grid.backends.common.payload import PILOT_FILE
 from computeops_grid.backends.common.retry import with_retries
 from computeops_grid.backends.common.tools import ToolErrors, run_tool, tool_failure
 from computeops_grid.backends.slurm import script
 from computeops_grid.backends.slurm import status as st
-from computeops_grid.errors import BackendError
+from computeops_grid.errors import BackendError, BackendUnavailable, CredentialError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
@@ -63,6 +79,50 @@ class SlurmSettings(BackendSettings):
     python: str = "python3"  # interpreter for the wrapper on the nodes
     accounting: Literal["auto", "yes", "no"] = "auto"
     command_timeout: float = 60.0
+    # a cluster reached through its login node (paths above are then paths there)
+    ssh: str | None = None  # user@host[:port]
+    remote_jobs_dir: str | None = None  # absolute, on the login node, seen by the compute nodes
+    ssh_key: str | None = None  # private key file (0600); default: the agent and ~/.ssh keys
+    known_hosts: str | None = None  # default: ~/.ssh/known_hosts (always checked)
+    ssh_config: str | None = None  # an ssh_config file instead of ~/.ssh/config
+    ssh_options: list[str] = []  # more ssh_config options, Name=value
+    ssh_control_dir: str | None = None  # private dir of the shared connection's socket
+    ssh_persist: int = 600  # seconds the shared connection outlives its last command
+    ssh_connect_timeout: float = 15.0
+
+    @field_validator("ssh")
+    @classmethod
+    def _destination(cls, value: str | None) -> str | None:
+        if value is not None:
+            ssh.Destination.parse(value)
+        return value
+
+    @field_validator("ssh_options")
+    @classmethod
+    def _options(cls, value: list[str]) -> list[str]:
+        return ssh.check_options(value)
+
+    @model_validator(mode="after")
+    def _remote(self) -> SlurmSettings:
+        if self.ssh is None:
+            stray = [
+                f for f in ("remote_jobs_dir", "ssh_key", "known_hosts", "ssh_config") if getattr(self, f)
+            ]
+            if stray or self.ssh_options:
+                raise ValueError(f"{', '.join(stray or ['ssh_options'])} needs ssh: user@host (a login node)")
+            return self
+        if self.jobs_dir is not None:
+            raise ValueError(
+                "with ssh:, job directories are on the login node: set remote_jobs_dir, not jobs_dir"
+            )
+        if not self.remote_jobs_dir or not self.remote_jobs_dir.startswith("/"):
+            raise ValueError(
+                "with ssh:, remote_jobs_dir is required: an absolute path on the login node that "
+                "the compute nodes see (a shared home or scratch)"
+            )
+        if not 0 < self.ssh_persist <= 86400:
+            raise ValueError("ssh_persist: seconds, 1 to 86400")
+        return self
 
 
 class SlurmBackend:
@@ -96,12 +156,30 @@ class SlurmBackend:
             extra=tuple(settings.sbatch_options),
         )
         self._accounting: bool | None = {"yes": True, "no": False}.get(settings.accounting)
+        # a cluster behind a login node: commands and job directories are there
+        self.login: ssh.LoginNode | None = None
+        self.cluster_dir: PurePosixPath | None = None
+        if settings.ssh:
+            self.login = ssh.LoginNode(
+                ssh.Destination.parse(settings.ssh),
+                family=self.name,
+                key=settings.ssh_key,
+                known_hosts=settings.known_hosts,
+                config=settings.ssh_config,
+                options=settings.ssh_options,
+                control_dir=settings.ssh_control_dir,
+                persist=settings.ssh_persist,
+                connect_timeout=settings.ssh_connect_timeout,
+            )
+            self.cluster_dir = PurePosixPath(str(settings.remote_jobs_dir))
 
     # -- running the client commands ------------------------------------------------
 
     def _run(self, tool: str, args: list[str]) -> subprocess.CompletedProcess[str]:
-        exe = str(Path(self.settings.bin_dir) / tool) if self.settings.bin_dir else tool
+        exe = str(PurePosixPath(self.settings.bin_dir) / tool) if self.settings.bin_dir else tool
         extra = {"SLURM_CONF": self.settings.slurm_conf} if self.settings.slurm_conf else {}
+        if self.login is not None:  # on the login node (its exit status 255 raises)
+            return self.login.run([exe, *args], timeout=self.settings.command_timeout, env=extra)
         return run_tool([exe, *args], ERRORS, timeout=self.settings.command_timeout, extra_env=extra)
 
     def _checked(self, tool: str, args: list[str], *, idempotent: bool = True) -> str:
@@ -133,12 +211,14 @@ class SlurmBackend:
                 out += [[j] for j in group]
         return out
 
-    def _sbatch(self, script_path: Path) -> str:
+    def _sbatch(self, script_path: PurePath) -> str:
         """Submit one script; returns the native job id (without the cluster name).
 
         ``--export`` names the allow-listed variables only: by default Slurm copies the whole
-        submitting environment, tokens and keys included, into the job and its own state."""
-        export = "--export=" + (",".join(exported_names(os.environ)) or "NIL")
+        submitting environment, tokens and keys included, into the job and its own state.
+        On a login node the names are the allow-list's own (its environment is not ours)."""
+        names = sorted(RUNNER_ENV) if self.login is not None else exported_names(os.environ)
+        export = "--export=" + (",".join(names) or "NIL")
         out = self._checked("sbatch", ["--parsable", export, str(script_path)], idempotent=False)
         return out.strip().split(";")[0]
 
@@ -148,17 +228,20 @@ class SlurmBackend:
         (workdir / script.JOB_SCRIPT).write_text(text)
         return workdir
 
-    def _links_dir(self, group: Sequence[JobRecord]) -> Path:
-        return self.jobs_dir / ".arrays" / f"{group[0].bulk_id}-{group[0].index}"
+    def _links_dir(self, group: Sequence[JobRecord]) -> PurePath:
+        base: PurePath = self.cluster_dir if self.cluster_dir is not None else self.jobs_dir
+        return base / ".arrays" / f"{group[0].bulk_id}-{group[0].index}"
 
-    def _write_group(self, group: list[JobRecord]) -> Path:
+    def _write_group(self, group: list[JobRecord]) -> PurePath:
         """Write every job's files; returns the script to give to ``sbatch``."""
+        if self.login is not None:
+            return self._stage_remote(group)
         workdirs = [self._write_job(job) for job in group]
         if len(group) == 1 and group[0].bulk_id is None:
             path = workdirs[0] / "cops-sbatch.sh"
             path.write_text(script.single_script(group[0], workdirs[0], self.directives))
             return path
-        links = self._links_dir(group)
+        links = Path(self._links_dir(group))
         links.mkdir(parents=True, exist_ok=True)
         for job, workdir in zip(group, workdirs):
             link = links / str(job.index)
@@ -169,11 +252,71 @@ class SlurmBackend:
         path.write_text(script.array_script(group, workdirs, links, self.directives))
         return path
 
+    def _stage_remote(self, group: list[JobRecord]) -> PurePosixPath:
+        """Send the group's job directories (and an array's links) to the login node as one
+        tar stream; returns the script to give to ``sbatch`` there. The wrapper and an input
+        shared by many jobs travel once (hard links), as the local path links them."""
+        assert self.login is not None
+        assert self.cluster_dir is not None
+        root = self.cluster_dir
+        with tempfile.TemporaryFile() as buf:
+            with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                stage = _Stage(tar)
+                workdirs: list[PurePath] = []
+                for job in group:
+                    workdir = root / job.id
+                    stage.directory(job.id)
+                    stage.file(self.context.pilot, f"{job.id}/{PILOT_FILE}")
+                    for src in input_sources(job):
+                        stage.file(src, f"{job.id}/{src.name}")
+                    stage.text(
+                        f"{job.id}/{script.JOB_SCRIPT}",
+                        script.job_script(
+                            job, workdir, python=self.settings.python, image_root=self.image_root
+                        ),
+                    )
+                    workdirs.append(workdir)
+                if len(group) == 1 and group[0].bulk_id is None:
+                    path = root / group[0].id / "cops-sbatch.sh"
+                    stage.text(
+                        str(path.relative_to(root)),
+                        script.single_script(group[0], workdirs[0], self.directives),
+                    )
+                else:
+                    path = PurePosixPath(self._links_dir(group)) / "cops-sbatch.sh"
+                    links = path.parent.relative_to(root)
+                    stage.directory(str(links.parent))
+                    stage.directory(str(links))
+                    for job, element in zip(group, workdirs):
+                        stage.symlink(f"{links}/{job.index}", str(element))
+                    stage.text(
+                        f"{links}/cops-sbatch.sh",
+                        script.array_script(group, workdirs, path.parent, self.directives),
+                    )
+            login = self.login
+
+            def put() -> None:
+                buf.seek(0)
+                login.put_tree(buf, root, timeout=self.settings.command_timeout)
+
+            try:
+                with_retries(put, idempotent=True, what="staging")  # unpacking again is harmless
+            except BackendError as exc:  # whatever happened to the files, sbatch never ran
+                raise BackendUnavailable(
+                    f"staging failed, nothing submitted: {exc.message}", hint=exc.hint
+                ) from None
+        return path
+
     def _submit_group(self, group: list[JobRecord]) -> list[SubmitResult]:
-        path = self._write_group(group)
         try:
+            path = self._write_group(group)  # staging on a login node may fail: nothing submitted
             native = self._sbatch(path)
+        except CredentialError as exc:  # the connection to the login node was refused: not sent
+            error = BackendUnavailable(exc.message, hint=exc.hint)
+            return [SubmitResult(job_id=j.id, error=error) for j in group]
         except BackendError as exc:  # every job of the group shares the answer (may have arrived too)
+            if exc.uncertain:
+                log.warning("%s; run `cops-grid sync`", exc.message)
             return [SubmitResult(job_id=j.id, error=exc) for j in group]
         if len(group) == 1 and group[0].bulk_id is None:
             return [SubmitResult(job_id=group[0].id, native_id=native)]
@@ -185,6 +328,9 @@ class SlurmBackend:
         Every failure comes back as ``error`` on the job's result, with its delivery: refused,
         not sent (controller unreachable) or may have arrived (``sbatch`` timed out).
         """
+        if self.login is not None and jobs:  # a refused host key or key is raised before anything is sent
+            login = self.login
+            with_retries(lambda: login.connect(self.settings.command_timeout), idempotent=True, what="ssh")
         by_id: dict[str, SubmitResult] = {}
         for group in self._groups(jobs):
             for result in self._submit_group(group):
@@ -194,7 +340,8 @@ class SlurmBackend:
     # -- status, lookup, cancel -----------------------------------------------------
 
     def _queue(self) -> list[st.NativeJob]:
-        args = ["--noheader", "--array", "--states=all", f"--user={os.getuid()}"]
+        user = "--me" if self.login is not None else f"--user={os.getuid()}"  # the login node's account
+        args = ["--noheader", "--array", "--states=all", user]
         return st.parse_squeue(self._checked("squeue", [*args, f"--format={st.SQUEUE_FORMAT}"]))
 
     def _sacct(self, native_ids: list[str]) -> dict[str, tuple[str, int | None]]:
@@ -211,40 +358,64 @@ class SlurmBackend:
         self._accounting = True
         return st.parse_sacct(proc.stdout)
 
+    def _job_files(self, jobs: Sequence[JobRecord], names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The files ``names`` that exist in each job's directory, by job id then name: read
+        here, or from the login node in one round trip."""
+        found: dict[str, dict[str, str]] = {job.id: {} for job in jobs}
+        if self.login is None or self.cluster_dir is None:
+            for job in jobs:
+                workdir = job_workdir(job, self.jobs_dir)
+                for name in names:
+                    with contextlib.suppress(OSError):
+                        found[job.id][name] = (workdir / name).read_text(errors="replace")
+            return found
+        login, root = self.login, self.cluster_dir
+        wanted = [f"{job.id}/{name}" for job in jobs for name in names]
+
+        def read() -> dict[str, bytes]:
+            return login.read_files(root, wanted, timeout=self.settings.command_timeout)
+
+        for path, data in (
+            with_retries(read, idempotent=True, what="reading job files") if jobs else {}
+        ).items():
+            job_id, _, name = path.partition("/")
+            if job_id in found:
+                found[job_id][name] = data.decode(errors="replace")
+        return found
+
+    def _exit_codes(self, jobs: Sequence[JobRecord]) -> dict[str, int | None]:
+        files = self._job_files(jobs, st.EXIT_CODE_FILES)
+        return {job_id: st.exit_code_from_texts(texts) for job_id, texts in files.items()}
+
     def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
-        """Bulk status: one ``squeue`` call, then ``sacct`` or the job's files for the rest."""
+        """Bulk status: one ``squeue`` call, then ``sacct`` or the job's files for the rest
+        (the files of every job that needs them read in one go)."""
         queue = {n.native_id: n for n in self._queue()}
+        listed = {job.id: queue[job.native_id] for job in jobs if job.native_id and job.native_id in queue}
+        missing = [job for job in jobs if job.id not in listed]
+        ended = [job for job in jobs if job.id in listed and _ended(listed[job.id])]
+        codes = self._exit_codes([*ended, *missing])
         result: dict[str, StatusInfo] = {}
-        missing: list[JobRecord] = []
         for job in jobs:
-            native = queue.get(job.native_id or "")
+            native = listed.get(job.id)
             if native is None:
-                missing.append(job)
                 continue
-            code = (
-                st.exit_code_from_files(job_workdir(job, self.jobs_dir))
-                if st.STATE_MAP.get(native.state, None)
-                in (
-                    JobState.COMPLETED,
-                    JobState.FAILED,
-                )
-                else None
-            )
-            info = st.to_status(native.state, native.reason, code)
+            info = st.to_status(native.state, native.reason, codes.get(job.id))
             if info is not None:
                 result[job.id] = info
         accounted = self._sacct([j.native_id for j in missing if j.native_id])
         for job in missing:
-            info = self._resolve_gone(job, accounted.get(job.native_id or ""))
+            info = self._resolve_gone(job, accounted.get(job.native_id or ""), codes.get(job.id))
             if info is not None:
                 result[job.id] = info
         return result
 
-    def _resolve_gone(self, job: JobRecord, accounted: tuple[str, int | None] | None) -> StatusInfo | None:
-        code = st.exit_code_from_files(job_workdir(job, self.jobs_dir))
+    def _resolve_gone(
+        self, job: JobRecord, accounted: tuple[str, int | None] | None, code: int | None
+    ) -> StatusInfo | None:
         if accounted is not None:
             return st.to_status(accounted[0], "", code if code is not None else accounted[1])
-        info = st.from_files(job_workdir(job, self.jobs_dir))
+        info = st.from_exit_code(code)
         if info is None and job.native_id:
             info = StatusInfo(
                 state=JobState.FAILED,
@@ -258,22 +429,20 @@ class SlurmBackend:
         by_name: dict[tuple[str, int | None], st.NativeJob] = {}
         for queued in self._queue():
             by_name[(queued.name, queued.array_index)] = queued
-        found: dict[str, SubmitResult | None] = {}
+        hits: dict[str, st.NativeJob | None] = {}
         for job in jobs:
             key: tuple[str, int | None] = (f"{script.NAME_PREFIX}{job.id}", None)
             if job.bulk_id is not None:
                 key = (f"{script.NAME_PREFIX}{job.bulk_id}", job.index)
-            hit = by_name.get(key)
-            native_id = hit.native_id if hit else self._native_id_file(job)
+            hits[job.id] = by_name.get(key)
+        # a job Slurm forgot left its id in its directory when it started
+        files = self._job_files([j for j in jobs if hits[j.id] is None], [script.NATIVE_ID_FILE])
+        found: dict[str, SubmitResult | None] = {}
+        for job in jobs:
+            hit = hits[job.id]
+            native_id = hit.native_id if hit else files[job.id].get(script.NATIVE_ID_FILE, "").strip() or None
             found[job.id] = SubmitResult(job_id=job.id, native_id=native_id) if native_id else None
         return found
-
-    def _native_id_file(self, job: JobRecord) -> str | None:
-        path = job_workdir(job, self.jobs_dir) / script.NATIVE_ID_FILE
-        try:
-            return path.read_text().strip() or None
-        except OSError:
-            return None
 
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
         """``scancel`` every job in one call; jobs that already ended are not an error."""
@@ -289,22 +458,33 @@ class SlurmBackend:
     # -- files, dry run, health -----------------------------------------------------
 
     def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
-        return collect_outputs(job_workdir(job, self.jobs_dir), job.spec.outputs, dest)
+        if self.login is None or self.cluster_dir is None:
+            return collect_outputs(job_workdir(job, self.jobs_dir), job.spec.outputs, dest)
+        login, root = self.login, self.cluster_dir
+        # the job directory comes back without the wrapper; the one output collection picks
+        with tempfile.TemporaryDirectory(prefix="cops-fetch-") as tmp:
+
+            def fetch() -> Path:
+                return login.fetch_tree(
+                    root, job.id, Path(tmp), timeout=self.settings.command_timeout,
+                    exclude=[f"{job.id}/{PILOT_FILE}", f"{job.id}/__pycache__"],
+                )  # fmt: skip
+
+            workdir = with_retries(fetch, idempotent=True, what="fetching outputs")
+            return collect_outputs(workdir, job.spec.outputs, dest) if workdir.is_dir() else []
 
     def logs(self, job: JobRecord) -> str:
-        workdir = job_workdir(job, self.jobs_dir)
-        parts = []
-        for name in (script.STDOUT, script.STDERR):
-            path = workdir / name
-            if path.is_file():
-                parts.append(path.read_text(errors="replace"))
-        return "".join(parts)
+        files = self._job_files([job], [script.STDOUT, script.STDERR])[job.id]
+        return "".join(files.get(name, "") for name in (script.STDOUT, script.STDERR))
 
     def describe(self, jobs: Sequence[JobRecord]) -> str:
         """The batch script(s) ``submit`` would give to sbatch (``--dry-run``); writes nothing."""
         texts = []
         for group in self._groups(jobs):
-            workdirs = [j.workdir or self.jobs_dir / j.id for j in group]
+            workdirs: list[PurePath] = [
+                self.cluster_dir / j.id if self.cluster_dir is not None else j.workdir or self.jobs_dir / j.id
+                for j in group
+            ]
             if len(group) == 1 and group[0].bulk_id is None:
                 texts.append(script.single_script(group[0], workdirs[0], self.directives))
             else:
@@ -322,4 +502,49 @@ class SlurmBackend:
         except BackendError as exc:
             return Health(reachable=False, detail=exc.message)
         lines = [" ".join(line.split()) for line in out.splitlines() if line.strip()]
-        return Health(reachable=True, detail="partitions: " + "; ".join(lines))
+        via = f"via {self.login.destination}: " if self.login is not None else ""
+        return Health(reachable=True, detail=via + "partitions: " + "; ".join(lines))
+
+
+class _Stage:
+    """Members of the tar stream that stages job directories on a login node."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.sent: dict[Path, str] = {}  # a file already in the stream: later copies are links to it
+
+    def _info(self, name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, mode, int(time.time())
+        return info
+
+    def directory(self, name: str) -> None:
+        self.tar.addfile(self._info(name, tarfile.DIRTYPE, 0o755))
+
+    def file(self, src: Path, name: str) -> None:
+        first = self.sent.get(src)
+        if first is not None:
+            info = self._info(name, tarfile.LNKTYPE, 0o644)
+            info.linkname = first
+            self.tar.addfile(info)
+            return
+        with src.open("rb") as data:
+            info = self._info(name, tarfile.REGTYPE, os.fstat(data.fileno()).st_mode & 0o755)
+            info.size = os.fstat(data.fileno()).st_size
+            self.tar.addfile(info, data)
+        self.sent[src] = name
+
+    def text(self, name: str, text: str) -> None:
+        data = text.encode()
+        info = self._info(name, tarfile.REGTYPE, 0o644)
+        info.size = len(data)
+        self.tar.addfile(info, io.BytesIO(data))
+
+    def symlink(self, name: str, target: str) -> None:
+        info = self._info(name, tarfile.SYMTYPE, 0o777)
+        info.linkname = target
+        self.tar.addfile(info)
+
+
+def _ended(native: st.NativeJob) -> bool:
+    return st.STATE_MAP.get(native.state) in (JobState.COMPLETED, JobState.FAILED)

@@ -12,7 +12,7 @@ import math
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 
 from computeops_grid.backends.common.payload import PILOT_FILE, REPORT_NAME, pilot_argv
 from computeops_grid.jobs import exit_codes
@@ -64,7 +64,7 @@ def sbatch_options(job: JobRecord, opts: Directives) -> list[str]:
     return lines
 
 
-def job_script(job: JobRecord, workdir: Path, *, python: str, image_root: str | None) -> str:
+def job_script(job: JobRecord, workdir: PurePath, *, python: str, image_root: str | None) -> str:
     """``cops-job.sh`` of one job: run the wrapper in the job dir, keep the exit code."""
     argv = pilot_argv(
         job.spec,
@@ -90,7 +90,7 @@ def job_script(job: JobRecord, workdir: Path, *, python: str, image_root: str | 
     )
 
 
-def single_script(job: JobRecord, workdir: Path, opts: Directives) -> str:
+def single_script(job: JobRecord, workdir: PurePath, opts: Directives) -> str:
     """The script given to ``sbatch`` for one job: directives, then ``cops-job.sh``."""
     directives = [
         f"--job-name={NAME_PREFIX}{job.id}",
@@ -122,7 +122,9 @@ def array_spec(indices: Sequence[int]) -> str:
     return ",".join(parts)
 
 
-def array_script(jobs: Sequence[JobRecord], workdirs: Sequence[Path], links: Path, opts: Directives) -> str:
+def array_script(
+    jobs: Sequence[JobRecord], workdirs: Sequence[PurePath], links: PurePath, opts: Directives
+) -> str:
     """One ``sbatch --array`` script for a bulk; ``links/<index>`` point at the element dirs."""
     directives = [
         f"--job-name={array_name(jobs)}",

@@ -7,6 +7,7 @@ seconds only; after that the exit code file the job script leaves in the job dir
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -92,15 +93,27 @@ def exit_code_from_files(workdir: Path | None) -> int | None:
     """The payload's exit code: the wrapper's report first, then the job script's exit file."""
     if workdir is None:
         return None
+    texts: dict[str, str] = {}
+    for name in EXIT_CODE_FILES:
+        with contextlib.suppress(OSError):
+            texts[name] = (workdir / name).read_text()
+    return exit_code_from_texts(texts)
+
+
+EXIT_CODE_FILES = (REPORT_NAME, EXIT_FILE)  # what :func:`exit_code_from_texts` reads
+
+
+def exit_code_from_texts(texts: dict[str, str]) -> int | None:
+    """:func:`exit_code_from_files` from the files' contents (read elsewhere: a login node)."""
     try:
-        report = json.loads((workdir / REPORT_NAME).read_text())
+        report = json.loads(texts.get(REPORT_NAME, ""))
         if isinstance(report, dict) and isinstance(report.get("exit_code"), int):
             return int(report["exit_code"])
-    except (OSError, ValueError):
+    except ValueError:
         pass
     try:
-        return int((workdir / EXIT_FILE).read_text().strip())
-    except (OSError, ValueError):
+        return int(texts.get(EXIT_FILE, "").strip())
+    except ValueError:
         return None
 
 
@@ -120,7 +133,11 @@ def to_status(native_state: str, reason: str, exit_code: int | None) -> StatusIn
 
 def from_files(workdir: Path | None) -> StatusInfo | None:
     """Resolve a job that Slurm no longer lists from the files it left behind."""
-    code = exit_code_from_files(workdir)
+    return from_exit_code(exit_code_from_files(workdir))
+
+
+def from_exit_code(code: int | None) -> StatusInfo | None:
+    """The final state of a job Slurm no longer lists, from the exit code its files hold."""
     if code is None:
         return None
     return to_status("COMPLETED" if code == 0 else "FAILED", "", code)

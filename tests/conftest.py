@@ -17,6 +17,7 @@ from computeops_grid.images.default import ensure_default_image
 
 if TYPE_CHECKING:
     from tests.services.arc import ArcCE
+    from tests.services.htcondor import HTCondorCE
     from tests.services.slurm import SlurmCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +127,17 @@ def apptainer_bin() -> Path:
     from tests.services.debian_roots import build
 
     return build("apptainer-bin")
+
+
+@pytest.fixture(scope="session")
+def htcondor_ce() -> Iterator[HTCondorCE]:
+    """A real HTCondor-CE on loopback (Debian trixie's HTCondor 23.9: CE collector, schedd and
+    JobRouter, a pool behind it; SciTokens from its own issuer), started once per session."""
+    from tests.services.htcondor import start_htcondor_ce
+
+    ce = start_htcondor_ce()
+    yield ce
+    ce.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """HTCondor-CE tests: submit descriptions checked with the bindings' offline parser, the error
-paths against a closed port, and the live path against a real CE (``htcondor_ce``: Debian
-trixie's HTCondor 23.9 set up as an HTCondor-CE with its pool, tests/services/htcondor.py)."""
+paths against a closed port, and the live path against a real CE (``htcondor_ce`` of
+tests/conftest.py: Debian trixie's HTCondor 23.9 set up as an HTCondor-CE with its pool)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,16 +38,6 @@ def token_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BEARER_TOKEN_FILE", str(path))
     monkeypatch.delenv("BEARER_TOKEN", raising=False)
     return path
-
-
-@pytest.fixture(scope="session")
-def htcondor_ce() -> Iterator[HTCondorCE]:
-    """The CE (collector, schedd, JobRouter) and its pool, started once per session."""
-    from tests.services.htcondor import start_htcondor_ce
-
-    ce = start_htcondor_ce()
-    yield ce
-    ce.stop()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ userns set-up does, and a backend that does not exist.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import Cli, configure_backend
+from tests.services.htcondor import HTCondorCE
 from tests.services.slurm import world_dir
 from tests.validation.browser import CRITICAL_RED, chromium
 
@@ -30,6 +32,7 @@ EXPECTED = {
     "laptop": "certified",  # local backend
     "cluster": "certified",  # Slurm
     "grid-ce": "certified",  # A-REX (REST) on Slurm, as nobody
+    "htcondor-site": "certified",  # HTCondor-CE, SciTokens, routed to its pool, as copsuser
     "no-cvmfs": "failed",  # Slurm, CVMFS root missing
     "broken-runtime": "failed",  # local, bwrap fails
     "image-absent": "failed",  # local, image not in the repository
@@ -55,14 +58,16 @@ def world(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _campaign(path: Path, world: Path, images: Path, arc: dict[str, Any]) -> Path:
+def _campaign(path: Path, world: Path, images: Path, arc: dict[str, Any], condor: dict[str, Any]) -> Path:
     good = {"cvmfs_root": str(world / "cvmfs"), "image_root": str(images)}
     inline_ce = {k: v for k, v in arc.items() if k != "image_root"}  # the CE's settings, inline
+    condor_ce = {k: condor[k] for k in ("ce", "ca_file")}
     broken_path = f"{world / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     sites: list[dict[str, Any]] = [
         {"name": "laptop", "backend": "local", **good},
         {"name": "cluster", "backend": "slurm", **good},
         {"name": "grid-ce", "type": "arc", **inline_ce, "endpoint": "local A-REX", **good},
+        {"name": "htcondor-site", "type": "htcondor-ce", **condor_ce, **good},
         {"name": "no-cvmfs", "backend": "slurm", **good, "cvmfs_root": str(world / "absent")},
         {"name": "broken-runtime", "backend": "local", **good, "environment": {"PATH": broken_path}},
         {"name": "image-absent", "backend": "local", **good, "image_root": str(world / "no-images")},
@@ -97,6 +102,10 @@ def _wait_done(cli: Cli, campaign: Path, timeout: float = 240) -> dict[str, dict
 
 
 def _job_lines(stdout: str) -> dict[str, str]:
+    """Site -> job id or ``refused: why``, from ``validate-site run`` (JSON when not a terminal)."""
+    if stdout.lstrip().startswith("{"):
+        data = json.loads(stdout)
+        return {s: v["job"] or f"refused: {v['refused']}" for s, v in data.items()}
     return dict(line.split(maxsplit=1) for line in stdout.splitlines())
 
 
@@ -106,10 +115,23 @@ def grid_cli(cli: Cli, cops_home: Path, slurm_settings: dict[str, Any], arc_sett
     return cli
 
 
+@pytest.fixture
+def ces(
+    arc_settings: dict[str, Any], htcondor_ce: HTCondorCE, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, dict[str, Any]]:
+    """The CEs' settings, for inline sites; the HTCondor-CE's token where WLCG discovery finds it."""
+    token = tmp_path / "bt_ce"
+    token.write_text(htcondor_ce.token())
+    token.chmod(0o600)
+    monkeypatch.setenv("BEARER_TOKEN_FILE", str(token))
+    condor = {"ce": htcondor_ce.ce, "ca_file": str(htcondor_ce.ca_file), "mapped to": htcondor_ce.user}
+    return {"arc": arc_settings, "htcondor-ce": condor}
+
+
 def test_campaign_over_local_slurm_and_arc(
-    grid_cli: Cli, world: Path, grid_images: Path, tmp_path: Path, arc_settings: dict[str, Any]
+    grid_cli: Cli, world: Path, grid_images: Path, tmp_path: Path, ces: dict[str, dict[str, Any]]
 ) -> None:
-    campaign = _campaign(tmp_path / "campaign.yaml", world, grid_images, arc_settings)
+    campaign = _campaign(tmp_path / "campaign.yaml", world, grid_images, ces["arc"], ces["htcondor-ce"])
     first = grid_cli("validate-site", "run", str(campaign), timeout=180)
     assert first.code == 0, first.stderr
     jobs = _job_lines(first.stdout)
@@ -127,7 +149,7 @@ def test_campaign_over_local_slurm_and_arc(
     stored = grid_cli("list", "--json").json()
     assert isinstance(stored, list)
     assert sorted(j["id"] for j in stored) == sorted(j for j in jobs.values() if not j.startswith("refused"))
-    assert {j["backend"] for j in stored} == {"local", "slurm", "grid.grid-ce"}  # the inline CE's name
+    assert {j["backend"] for j in stored} == {"local", "slurm", "grid.grid-ce", "grid.htcondor-site"}
 
     states = _wait_done(grid_cli, campaign)
     assert {s: v["state"] for s, v in states.items()} == {
@@ -136,7 +158,7 @@ def test_campaign_over_local_slurm_and_arc(
     }, states
     table = grid_cli("validate-site", "status", str(campaign))
     assert table.code == 0, table.stderr
-    assert "7/7 sites done" in table.stderr
+    assert "8/8 sites done" in table.stderr
     assert all(site in table.stdout for site in EXPECTED)
 
     out = tmp_path / "report"
@@ -154,6 +176,7 @@ def test_campaign_over_local_slurm_and_arc(
         assert states_of[probe] == "CRITICAL", (name, states_of)
     assert "nosuch" in sites["gone"]["message"]
     assert sites["grid-ce"]["user"] == "nobody"  # A-REX mapped the VO to nobody
+    assert sites["htcondor-site"]["user"] == ces["htcondor-ce"]["mapped to"]  # the token's subject, mapped
     assert sites["laptop"]["user"] == sites["cluster"]["user"] == "root"
     _check_html(out / "report.html", tmp_path)
     print(report_table(sites))  # the verdict table, for the log

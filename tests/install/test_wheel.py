@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -101,6 +102,7 @@ def _venv(base: Path, requirement: str) -> Iterator[Venv]:
     cwd = base / "elsewhere"
     cwd.mkdir()
     yield Venv(root, cwd)
+    shutil.rmtree(base, ignore_errors=True)  # ~400 MiB with [all]: pytest keeps its last 3 temp trees
 
 
 @pytest.fixture(scope="module")

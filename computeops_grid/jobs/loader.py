@@ -105,7 +105,9 @@ def _validate(data: Any, node: yaml.Node, path: str, prefix: tuple[str | int, ..
         # in a union (parameters: list | range) prefer the error that explains a value
         err = next((e for e in errors if e["type"] == "value_error"), errors[0])
         loc = tuple(
-            p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[")))
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and p.startswith(("function-", "list[", "dict[", "union[")))
         )
         # pydantic adds union member names ("list[...]", "RangeSpec") to locations; drop them
         loc = tuple(p for p in loc if p not in {"RangeSpec", "str", "int", "float"})
@@ -114,6 +116,8 @@ def _validate(data: Any, node: yaml.Node, path: str, prefix: tuple[str | int, ..
         reason = _explain(err)
         if loc[:1] == ("parameters",) and err["type"] != "value_error":
             reason = "must be a non-empty list of values or a range {start, stop[, step]}"
+            if len(loc) < 2 or not isinstance(loc[1], str):  # the whole field, or a row
+                reason = "must map names to lists or ranges, or be a list of rows {name: value, ...}"
         raise JobFileError(reason, path=path, line=line, field=field) from None
 
 
@@ -147,11 +151,18 @@ def load_specs(path: Path) -> list[JobSpec]:
     return specs
 
 
-def _values(spec: JobSpec) -> list[tuple[str, list[str]]]:
-    out = []
-    for key, val in spec.parameters.items():
-        out.append((key, val.values() if isinstance(val, RangeSpec) else [str(v) for v in val]))
-    return out
+def _combinations(spec: JobSpec) -> list[dict[str, str]]:
+    """The parameter values of each job: one per row, or one per combination of the lists."""
+    if isinstance(spec.parameters, list):
+        return [{k: str(v) for k, v in row.items()} for row in spec.parameters]
+    names = list(spec.parameters)
+    lists = [v.values() if isinstance(v, RangeSpec) else [str(x) for x in v] for v in spec.parameters.values()]
+    total = 1
+    for values in lists:
+        total *= len(values)
+    if total > MAX_JOBS_PER_FILE:
+        raise JobFileError(f"expands to {total} jobs, more than {MAX_JOBS_PER_FILE}", field="parameters")
+    return [dict(zip(names, combo)) for combo in itertools.product(*lists)]
 
 
 def _substitute(spec: JobSpec, params: dict[str, str]) -> JobSpec:
@@ -171,21 +182,17 @@ def _substitute(spec: JobSpec, params: dict[str, str]) -> JobSpec:
 
 
 def expand(spec: JobSpec, source: str = "") -> list[ExpandedJob]:
-    """One job per combination of parameter values (cartesian product), in order."""
+    """One job per combination of parameter values (cartesian product) or per row, in order."""
     if not spec.parameters:
         _check_name(spec.name, source)
         return [ExpandedJob(spec, {}, 0, spec.name, source)]
-    names, lists = zip(*_values(spec))
-    total = 1
-    for values in lists:
-        total *= len(values)
-    if total > MAX_JOBS_PER_FILE:
-        raise JobFileError(
-            f"expands to {total} jobs, more than {MAX_JOBS_PER_FILE}", path=source, field="parameters"
-        )
+    try:
+        combinations = _combinations(spec)
+    except JobFileError as exc:
+        raise JobFileError(exc.reason, path=source, field=exc.field) from None
     jobs = []
-    for index, combo in enumerate(itertools.product(*lists)):
-        params = dict(zip(names, combo), index=str(index))
+    for index, values in enumerate(combinations):
+        params = dict(values, index=str(index))
         concrete = _substitute(spec, params)
         _check_name(concrete.name, source)
         jobs.append(ExpandedJob(concrete, params, index, spec.name, source))

@@ -1,8 +1,11 @@
 """The job description users write (YAML), validated with pydantic at the edge.
 
 One file holds one job, a ``jobs:`` list, or several YAML documents. A job with
-``parameters`` is parametric: it expands into one job per combination of values,
-substituted as ``${name}`` (and ``${index}``) in name, arguments, environment and outputs.
+``parameters`` is parametric: it expands into one job per combination of values (a mapping
+of lists or ranges), or one job per row (a list of mappings, values that go together, as
+HTCondor's ``queue a,b from`` and DIRAC's ``Parameters.a``/``Parameters.b`` give them),
+substituted as ``${name}`` (and ``${index}``) in name, arguments, environment, inputs and
+outputs (``$$`` is a literal ``$`` there).
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class RangeSpec(_Strict):
 
 Scalar = Union[str, int, float]
 ParameterValues = Union[Annotated[list[Scalar], Field(min_length=1)], RangeSpec]
+ParameterRows = Annotated[list[dict[str, Scalar]], Field(min_length=1, max_length=100_000)]
 
 
 class JobSpec(_Strict):
@@ -145,7 +149,9 @@ class JobSpec(_Strict):
     )  # resource or type
     backend_options: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
-    parameters: dict[str, ParameterValues] = Field(default_factory=dict)
+    parameters: Union[dict[str, ParameterValues], ParameterRows] = Field(
+        default_factory=dict, description="{name: values or range} (every combination) or [{name: value}] rows"
+    )
 
     @field_validator("arguments", mode="before")
     @classmethod
@@ -190,8 +196,14 @@ class JobSpec(_Strict):
 
     @field_validator("parameters")
     @classmethod
-    def _param_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in value:
+    def _param_names(cls, value: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        rows = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not rows[0]:
+            raise ValueError("a row of parameters must name at least one parameter")
+        for key in rows[0]:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) or key == "index":
                 raise ValueError(f"{key!r} is not a usable parameter name (letters, digits, _; not 'index')")
+        for number, row in enumerate(rows[1:], start=2):
+            if list(row) != list(rows[0]):
+                raise ValueError(f"row {number} names {sorted(row)}, the first row {sorted(rows[0])}")
         return value

@@ -156,7 +156,9 @@ def _combinations(spec: JobSpec) -> list[dict[str, str]]:
     if isinstance(spec.parameters, list):
         return [{k: str(v) for k, v in row.items()} for row in spec.parameters]
     names = list(spec.parameters)
-    lists = [v.values() if isinstance(v, RangeSpec) else [str(x) for x in v] for v in spec.parameters.values()]
+    lists = [
+        v.values() if isinstance(v, RangeSpec) else [str(x) for x in v] for v in spec.parameters.values()
+    ]
     total = 1
     for values in lists:
         total *= len(values)

@@ -149,8 +149,8 @@ class JobSpec(_Strict):
     )  # resource or type
     backend_options: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
-    parameters: Union[dict[str, ParameterValues], ParameterRows] = Field(
-        default_factory=dict, description="{name: values or range} (every combination) or [{name: value}] rows"
+    parameters: dict[str, ParameterValues] | ParameterRows = Field(
+        default_factory=dict, description="{name: values or range} (each combination) or [{name: value}] rows"
     )
 
     @field_validator("arguments", mode="before")

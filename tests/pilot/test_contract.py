@@ -111,8 +111,9 @@ def test_apptainer_argv_follows_the_real_cli(pilot: ModuleType, tmp_path: Path, 
     assert pilot.runtime(rt).start_failure(255, "FATAL:   container creation failed") is not None
 
 
-@pytest.mark.skipif(shutil.which("apptainer") is None, reason="no apptainer binary on this machine")
-def test_apptainer_for_real(tmp_path: Path) -> None:
+@pytest.mark.root
+def test_apptainer_for_real(tmp_path: Path, apptainer_bin: Path) -> None:
+    """The real Apptainer (Debian sid's, ``apptainer_bin`` of tests/conftest.py)."""
     rootfs = make_rootfs(tmp_path / "rootfs")
     proc = subprocess.run(
         [
@@ -132,6 +133,7 @@ def test_apptainer_for_real(tmp_path: Path) -> None:
         check=False,
         capture_output=True,
         text=True,
+        env={**os.environ, "PATH": f"{apptainer_bin}:{os.environ['PATH']}"},
     )
     assert proc.returncode == 42, proc.stderr
     assert proc.stdout.strip() == "/srv"

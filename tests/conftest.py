@@ -16,8 +16,11 @@ import pytest
 from computeops_grid.images.default import ensure_default_image
 
 if TYPE_CHECKING:
+    from computeops_grid.bench.daemons import PrivateDockerd
     from tests.services.arc import ArcCE
+    from tests.services.diracx import DiracXServer
     from tests.services.htcondor import HTCondorCE
+    from tests.services.podman_kube import PodmanKube
     from tests.services.slurm import SlurmCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +133,33 @@ def apptainer_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
+def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXServer]:
+    """A real DiracX 0.7.0 server on 127.0.0.1 (SQLite DBs, moto S3), started once."""
+    from tests.services.diracx import DiracXServer
+
+    server = DiracXServer(tmp_path_factory.mktemp("diracx")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def alice(diracx_server: DiracXServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The DiracX user's credentials file (a real token from the server's legacy exchange)."""
+    return diracx_server.write_credentials(tmp_path_factory.mktemp("alice") / "credentials.json")
+
+
+@pytest.fixture(scope="session")
+def swarm_daemon() -> Iterator[PrivateDockerd]:
+    """One private dockerd, initialised as a one-node swarm, for the whole session."""
+    from tests.services.dockerd import private_dockerd
+
+    with private_dockerd(swarm=True) as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope="session")
 def htcondor_ce() -> Iterator[HTCondorCE]:
     """A real HTCondor-CE on loopback (Debian trixie's HTCondor 23.9: CE collector, schedd and
     JobRouter, a pool behind it; SciTokens from its own issuer), started once per session."""
@@ -169,3 +199,17 @@ def configure_backend(home: Path, name: str, settings: dict[str, Any]) -> None:
     data = yaml.safe_load(config.read_text()) or {}
     data.setdefault("backends", {})[name] = settings
     config.write_text(yaml.safe_dump(data))
+
+
+@pytest.fixture(scope="session")
+def kube_play(image_root: Path) -> Iterator[PodmanKube]:
+    """podman with the busybox image of the local repository as ``busybox:latest``, for
+    ``podman kube play`` of the pod templates of our Kubernetes Jobs (tests/kubernetes, contract)."""
+    import shutil
+
+    from tests.services.podman_kube import podman_kube
+
+    kube = podman_kube(image_root / "registry.hub.docker.com/library/busybox:latest", "busybox:latest")
+    yield kube
+    kube.stop()
+    shutil.rmtree(kube.root, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Fixtures for the DiracX tests: one real DiracX server (+ moto S3) for the session."""
+"""Fixtures for the DiracX tests (the session's DiracX server, ``diracx_server``, and the
+user's credentials, ``alice``, are in tests/conftest.py: tests/faults uses them too)."""
 
 from __future__ import annotations
 
@@ -15,22 +16,6 @@ from computeops_grid.backends.base import BackendContext
 from computeops_grid.backends.dirac.diracx import DiracXBackend, DiracXSettings
 from computeops_grid.backends.dirac.diracx_client import DiracXClient
 from tests.services.diracx import DiracXServer
-
-
-@pytest.fixture(scope="session")
-def diracx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiracXServer]:
-    """A real DiracX 0.7.0 server on 127.0.0.1 (SQLite DBs, moto S3), started once."""
-    server = DiracXServer(tmp_path_factory.mktemp("diracx")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def alice(diracx_server: DiracXServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The user's credentials file (a real token from the server's legacy exchange)."""
-    return diracx_server.write_credentials(tmp_path_factory.mktemp("alice") / "credentials.json")
 
 
 @pytest.fixture

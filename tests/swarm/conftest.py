@@ -9,14 +9,8 @@ from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
 from computeops_grid.backends.swarm.backend import SwarmBackend, SwarmSettings
 from computeops_grid.bench.daemons import PrivateDockerd
-from tests.services.dockerd import private_dockerd
 
-
-@pytest.fixture(scope="session")
-def swarm_daemon() -> Iterator[PrivateDockerd]:
-    """One private dockerd, initialised as a one-node swarm, for the whole session."""
-    with private_dockerd(swarm=True) as daemon:
-        yield daemon
+# `swarm_daemon` (one private dockerd, a one-node swarm, for the session) is in tests/conftest.py
 
 
 def make_backend(

@@ -120,6 +120,7 @@ def test_backends_lists_the_login_node(cli: Cli, ssh_settings: dict[str, Any], s
     rows = {r["name"]: r for r in result.json()}  # type: ignore[union-attr]
     assert rows["lab-ssh"]["reachable"] is True
     assert rows["lab-ssh"]["detail"].startswith(f"via {sshd.destination}: partitions: debug")
+    assert rows["lab-ssh"]["credential"] == "ok"
     assert rows["impostor"]["reachable"] is False
     assert "host key does not match" in rows["impostor"]["credential"]
 
@@ -337,10 +338,16 @@ def test_arrays_and_jobs_slurm_forgot_are_resolved_from_the_login_node(
     local = tmp_path / "local-jobs"
     context = BackendContext(home=tmp_path, jobs_dir=local, image_root=tmp_path, pilot=pilot_file())
     slurm = SlurmBackend(SlurmSettings(**settings), context)
+    shared = tmp_path / "data.txt"
+    shared.write_text("shared input\n")
+    element = 'test "$(cat data.txt)" = "shared input" || exit 9; exit {}'
     jobs = [
         record("echo ok", name="ok"),
         record("exit 3", name="three"),
-        *(record(f"exit {i}", name="arr", bulk_id="bulk1", index=i) for i in range(2)),
+        *(
+            record(element.format(i), name="arr", bulk_id="bulk1", index=i, inputs=[str(shared)])
+            for i in range(2)
+        ),
     ]
     submit_ok(slurm, jobs)
     assert jobs[3].native_id == f"{jobs[2].native_id.split('_')[0]}_1"  # type: ignore[union-attr]
@@ -363,3 +370,33 @@ def test_arrays_and_jobs_slurm_forgot_are_resolved_from_the_login_node(
     assert settle(slurm, sleeper) == {sleeper[0].id: JobState.CANCELLED}
     assert not local.exists()
     assert slurm.logs(jobs[0]).startswith("ok")
+    # the input shared by the array went once: one file, linked into both job directories
+    staged = [sshd.home / "jobs" / j.id / "data.txt" for j in jobs[2:]]
+    assert staged[0].stat().st_ino == staged[1].stat().st_ino
+
+
+def test_the_agent_holds_the_key(
+    sshd: SshServer, control_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ssh_key, ssh offers the keys of the agent that SSH_AUTH_SOCK names."""
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        subprocess.run(["ssh-add", "-q", str(sshd.key)], check=True, capture_output=True)
+        node = LoginNode(
+            Destination.parse(sshd.destination),
+            family="slurm",
+            known_hosts=str(sshd.known_hosts),
+            config="/dev/null",
+            control_dir=str(control_dir),
+        )
+        proc = node.run(["id", "-un"], timeout=30)
+        assert (proc.returncode, proc.stdout.strip()) == (0, sshd.user)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)

@@ -502,8 +502,11 @@ class SlurmBackend:
         except BackendError as exc:
             return Health(reachable=False, detail=exc.message)
         lines = [" ".join(line.split()) for line in out.splitlines() if line.strip()]
-        via = f"via {self.login.destination}: " if self.login is not None else ""
-        return Health(reachable=True, detail=via + "partitions: " + "; ".join(lines))
+        if self.login is None:
+            return Health(reachable=True, detail="partitions: " + "; ".join(lines))
+        # the login node took our key (a refused one raises CredentialError: the listing shows it)
+        detail = f"via {self.login.destination}: partitions: " + "; ".join(lines)
+        return Health(reachable=True, detail=detail, credential="ok")
 
 
 class _Stage:

@@ -72,6 +72,7 @@ LOCK = $(LOCAL_DIR)/lock
 RUN = $(LOCAL_DIR)/run
 CRED_STORE_DIR = $(LOCAL_DIR)/cred
 CONDOR_HOST = 127.0.0.1
+NETWORK_HOSTNAME = {name}
 NETWORK_INTERFACE = 127.0.0.1
 BIND_ALL_INTERFACES = False
 ENABLE_IPV6 = False
@@ -355,7 +356,7 @@ def _configure(ce: HTCondorCE, entry: pwd.struct_passwd) -> None:
             os.chown(local / sub, CONDOR_UID, CONDOR_GID)
         (local / "execute").chmod(0o755)
         (local / "mapfile").write_text(_mapfile(ce.issuer.url, ce.user))
-        text = COMMON.format(local=local, port=port) + extra.format(
+        text = COMMON.format(local=local, port=port, name=ce.name) + extra.format(
             audience=AUDIENCE, hostcert=hostcert, hostkey=hostkey, ca=ce.ca_file, pool_schedd=pool_schedd,
             pool_port=ce.pool_port, pool_spool=s / "pool" / "spool",
         )  # fmt: skip

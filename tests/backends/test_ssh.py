@@ -138,6 +138,11 @@ def _failed(stderr: str) -> subprocess.CompletedProcess[str]:
          "may have run on the login node"),
         ("client_loop: send disconnect: Connection reset by peer\n", DeliveryUncertain,
          Delivery.MAY_HAVE_ARRIVED, "dropped"),
+        ("command-line: line 0: Bad configuration option: foo\n", BackendUnavailable, Delivery.NOT_SENT,
+         "was not sent"),
+        # a remote command's own words never count as ssh's: sbatch said it, then the line dropped
+        ("sbatch: error: slurm_receive_msg: Connection refused\n", DeliveryUncertain,
+         Delivery.MAY_HAVE_ARRIVED, "dropped"),
     ],
 )  # fmt: skip
 def test_what_ssh_exit_status_255_means(

@@ -91,22 +91,18 @@ _USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]{0,63}")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _IPV6 = re.compile(r"\[([0-9A-Fa-f:.]+)\]")
 
-# ssh's own failures (exit status 255), by what they mean for delivery
-_NEVER_CONNECTED = (
-    "Could not resolve hostname",
-    "Connection refused",
-    "No route to host",
-    "Network is unreachable",
-    "Connection timed out",
-    "Operation timed out",
-    "kex_exchange_identification",
-    "banner exchange",
-    "Bad configuration option",
-    "command-line line",
-    "Bad owner or permissions",
-    "Can't open user config file",
+# ssh's own failures (exit status 255), by what they mean for delivery. Only ssh's own wording
+# counts (whole lines): a remote command's stderr comes back on the same stream.
+_NEVER_CONNECTED = re.compile(
+    r"^(ssh: connect to host \S+ port \d+: "  # refused, timed out, no route, network unreachable
+    r"|ssh: Could not resolve hostname "
+    r"|kex_exchange_identification: "
+    r"|Connection timed out during banner exchange"
+    r"|Connection (closed|reset) by \S+ port \d+"  # before login (after it: "Connection to X closed")
+    r"|command-line: line \d+: |.*: line \d+: Bad configuration option"
+    r"|Bad owner or permissions on |Can't open user config file )",
+    re.MULTILINE,
 )
-_PREAUTH_CLOSED = re.compile(r"Connection (closed|reset) by \S+ port \d+")
 _HOSTKEY_CHANGED = (
     "REMOTE HOST IDENTIFICATION HAS CHANGED",
     "has changed and you have requested strict checking",
@@ -304,7 +300,7 @@ class LoginNode:
             ) from None
         if proc.returncode == 255:
             raise self.failure(proc, tool)
-        if proc.returncode in (126, 127) and _not_found(proc, tool):
+        if proc.returncode in (126, 127) and _not_found(proc):
             raise ToolMissing(
                 f"`{tool}` is not installed on the login node {self.destination} (or not on the "
                 f"PATH of its non-interactive shell): {last_line(proc)}",
@@ -344,7 +340,7 @@ class LoginNode:
                 "login node; a key with a passphrase must be in ssh-agent (no prompts)",
             )
         text = _ssh_said(said)
-        if any(m in said for m in _NEVER_CONNECTED) or _PREAUTH_CLOSED.search(said):
+        if _NEVER_CONNECTED.search(said):
             return BackendUnavailable(
                 f"{where}: {text}; `{tool}` was not sent",
                 backend=self.family,
@@ -449,7 +445,7 @@ class LoginNode:
         return dest / name
 
 
-def _not_found(proc: subprocess.CompletedProcess[str], tool: str) -> bool:
+def _not_found(proc: subprocess.CompletedProcess[str]) -> bool:
     said = proc.stderr or ""
     return "not found" in said or "No such file or directory" in said or "Permission denied" in said
 

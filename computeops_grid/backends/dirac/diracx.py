@@ -195,7 +195,15 @@ class DiracXBackend:
             todo = [(j, t) for j, t in zip(members, texts) if found[j.id] is None]
             return done + [res for j, t in todo for res in self._submit_call([j], [t])]
         if len(texts) == 1 and len(members) > 1:
-            ids = self._confirm_parametric(members)
+            try:
+                ids = self._confirm_parametric(members)
+            except BackendError as exc:  # the jobs exist (Submitting): only `sync` may settle them
+                unsure = DeliveryUncertain(
+                    f"parametric jobs submitted but not confirmed: {exc.message}",
+                    backend=self.name,
+                    hint="`cops-grid sync` finds and confirms them",
+                )
+                return [SubmitResult(j.id, error=unsure) for j in members]
         return [SubmitResult(j.id, native_id=str(n), state=JobState.QUEUED) for j, n in zip(members, ids)]
 
     def _confirm_parametric(self, members: list[JobRecord]) -> list[int]:
@@ -214,14 +222,25 @@ class DiracXBackend:
         return self.client.search(cond, SEARCH_COLUMNS)
 
     def lookup(self, jobs: Sequence[JobRecord]) -> dict[str, SubmitResult | None]:
+        """Find jobs by ``JobName``. Parametric jobs found still ``Submitting`` (the reply to
+        their submit was lost before the client confirmed them) are confirmed now: DiracX
+        would never run them."""
         found: dict[str, SubmitResult | None] = {j.id: None for j in jobs}
         by_name = {jdl.job_name(j): j for j in jobs}
+        unconfirmed: list[int] = []
         for row in self._by_names(jobs):
             job = by_name.get(str(row["JobName"]))
             if job is not None and found[job.id] is None:  # the oldest wins if a name repeats
                 found[job.id] = SubmitResult(
                     job.id, native_id=str(row["JobID"]), state=native_state(row).state
                 )
+                if row.get("Status") == "Submitting":
+                    unconfirmed.append(int(row["JobID"]))
+        if unconfirmed:
+            log.info("confirming %d parametric job(s) found unconfirmed", len(unconfirmed))
+            self.client.set_status(
+                {i: [{"Status": "Received", "MinorStatus": "Job accepted"}] for i in unconfirmed}
+            )
         return found
 
     def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:

@@ -160,8 +160,14 @@ class DiracXClient:
             from diracx.core.preferences import DiracxPreferences  # noqa: PLC0415
 
             prefs = DiracxPreferences(url=self.url, credentials_path=self.credentials_path)
-            with self.calling("connect"):
+            try:
                 self._client = SyncDiracClient(diracx_preferences=prefs)
+            except Exception as exc:  # it only GETs the OpenID configuration: no job can have arrived
+                raise BackendUnavailable(
+                    f"cannot reach the DiracX server at {self.url}: {exc}",
+                    backend=BACKEND,
+                    hint="is the server up and backends.diracx.url right? the jobs stay retryable",
+                ) from exc
         return self._client
 
     @contextmanager
@@ -177,7 +183,9 @@ class DiracXClient:
     def submit(self, jdls: Sequence[str]) -> list[int]:
         """Submit at most ``MAX_PER_CALL`` JDLs (or one parametric JDL) in one call."""
         with self.calling("job submission"):
-            inserted = self.api.jobs.submit_jdl_jobs(list(jdls))
+            # azure-core's RetryPolicy repeats a POST answered 500/503/504 (a gateway's timeout
+            # after the server inserted the jobs): a second set of jobs. Never repeated here.
+            inserted = self.api.jobs.submit_jdl_jobs(list(jdls), retry_total=0)
         return [int(job.job_id) for job in inserted]
 
     def search(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from fnmatch import fnmatch
 from pathlib import Path
@@ -41,6 +42,7 @@ from computeops_grid.jobs.state import JobState
 
 log = logging.getLogger(__name__)
 WAITING = frozenset({"ACCEPTING", "ACCEPTED", "PREPARING"})  # REST states before the inputs are in
+SETTLE_S = 3.0  # lookup: no new job of a bulk for this long means A-REX is done creating them
 
 
 def default_proxy() -> str:
@@ -189,8 +191,24 @@ class ArcBackend:
 
         A job found still waiting for its inputs (the reply to the submit was lost, so the
         client never uploaded them) gets them now, so it runs instead of timing out.
+
+        A-REX creates the jobs of one submit request one after the other and goes on when
+        the client is gone (reply lost, client killed): while some of ``jobs`` are there and
+        others not, those may still be on their way, so the CE is asked again until no more
+        appear (within ``timeout``); ``sync`` would submit a missing one a second time.
         """
-        names = {a.get("Name"): ce_id for ce_id, a in self.rest.activities(self.rest.list_jobs()).items()}
+
+        def present(names: dict[str, str]) -> int:
+            return sum(desc.job_name(job) in names for job in jobs)
+
+        names = self._names()
+        deadline = time.monotonic() + self.settings.timeout
+        while 0 < present(names) < len(jobs) and time.monotonic() < deadline:
+            time.sleep(SETTLE_S)
+            again = self._names()
+            if present(again) == present(names):
+                break
+            names = again
         hits = {job.id: names.get(desc.job_name(job)) for job in jobs}
         waiting = {i for i, s in self.rest.status([c for c in hits.values() if c]).items() if s in WAITING}
         found: dict[str, SubmitResult | None] = {}
@@ -205,6 +223,17 @@ class ArcBackend:
         if any(found.values()) and self.tools():
             self.cli.sync()  # arcstat & co. only know jobs in their job list
         return found
+
+    def _names(self) -> dict[str, str]:
+        """This user's jobs on the CE: name -> CE job id."""
+        names: dict[str, str] = {}
+        for listed, activity in self.rest.activities(self.rest.list_jobs()).items():
+            # A-REX names a job in its info only once it has processed it (seconds after the
+            # submit): until then the name comes from the description the CE stored
+            named = activity.get("Name") or self.rest.description_name(listed)
+            if named:
+                names[str(named)] = listed
+        return names
 
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
         if tools := self.tools():

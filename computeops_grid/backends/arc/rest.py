@@ -10,6 +10,7 @@ arrived* (:class:`DeliveryUncertain`), so a submit is never repeated blindly.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from computeops_grid.backends.arc.delegation import load_proxy, sign_csr
 from computeops_grid.backends.common.http import status_failure, transport_failure
 from computeops_grid.errors import (
     BackendError,
+    BackendRejected,
     BackendUnavailable,
     CopsError,
     CredentialError,
@@ -28,6 +30,8 @@ from computeops_grid.errors import (
 
 log = logging.getLogger(__name__)
 VERSIONS = ("1.1", "1.0")
+_ADL_NAME = re.compile(r"<(?:\w+:)?ActivityIdentification>.*?<(?:\w+:)?Name>([^<]*)</", re.DOTALL)
+_XRSL_NAME = re.compile(r'\(\s*jobname\s*=\s*"([^"]*)"', re.IGNORECASE)
 
 
 def rest_base(ce: str) -> str:
@@ -163,6 +167,15 @@ class ArcRest:
             if "id" in job and isinstance(activity, dict):
                 out[job["id"]] = activity
         return out
+
+    def description_name(self, job_id: str) -> str | None:
+        """The job's name in the description the CE stored (ADL, or xRSL from old clients)."""
+        try:
+            text = self._request("GET", f"jobs/{job_id}/diagnose/description").text
+        except BackendRejected:  # the CE keeps no description of it (4xx): it has no name to tell
+            return None
+        match = _ADL_NAME.search(text) or _XRSL_NAME.search(text)
+        return match.group(1).strip() if match else None
 
     def kill(self, ids: list[str]) -> list[dict[str, Any]]:
         return self._action("kill", ids)

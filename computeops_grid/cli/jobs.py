@@ -10,7 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from computeops_grid.cli import output
-from computeops_grid.errors import BackendRejected, BackendUnavailable, DeliveryUncertain, JobsFailed
+from computeops_grid.errors import (
+    BackendRejected,
+    BackendUnavailable,
+    DeliveryUncertain,
+    JobsFailed,
+    ToolMissing,
+)
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic import follow
@@ -85,7 +91,8 @@ def submit(
                 "(or submits those it does not find)",
             )
         if report.retryable:
-            raise BackendUnavailable(
+            unsent = ToolMissing if report.tool_missing else BackendUnavailable
+            raise unsent(
                 f"{len(report.retryable)} job(s) were not sent: {next(iter(report.retryable.values()))}",
                 hint="they are kept in the store: `cops-grid resubmit ID...` or `cops-grid sync`",
             )

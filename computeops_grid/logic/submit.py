@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from computeops_grid.backends.base import Backend, SubmitResult, SupportsPreflight
-from computeops_grid.errors import BackendError, CredentialError, Delivery, UsageError
+from computeops_grid.errors import BackendError, CredentialError, Delivery, ToolMissing, UsageError
 from computeops_grid.jobs.loader import load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -36,6 +36,7 @@ class SubmitReport:
     submitted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # refused for good
     retryable: dict[str, str] = field(default_factory=dict)  # still new: retry with resubmit
+    tool_missing: bool = False  # a retryable job waits for a tool to be installed (exit 69, not 75)
     unknown: list[str] = field(default_factory=list)  # outcome unknown: run sync
 
     @property
@@ -96,6 +97,7 @@ def _record_results(session: Session, results: list[SubmitResult], report: Submi
         elif res.error.delivery is Delivery.NOT_SENT:
             changes.append((res.job_id, JobState.NEW, res.error.message, None, None, None))
             report.retryable[res.job_id] = res.error.message
+            report.tool_missing |= isinstance(res.error, ToolMissing)
         else:
             changes.append((res.job_id, JobState.FAILED, res.error.message, None, None, None))
             report.failed[res.job_id] = res.error.message

@@ -39,7 +39,7 @@ from computeops_grid.backends.common.environment import runner_env
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.payload import REPORT_NAME, pilot_argv
 from computeops_grid.backends.local import runner as local_runner
-from computeops_grid.errors import BackendError
+from computeops_grid.errors import BackendError, ToolMissing
 from computeops_grid.images import default as default_image
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -123,7 +123,7 @@ class LocalBackend:
         It gets the filtered environment too: a long-lived process keeps no credentials."""
         env = runner_env(os.environ) | {k: os.environ[k] for k in SPAWN_ENV if k in os.environ}
         subprocess.run(
-            ["setsid", "--fork", self.settings.python, "-m", local_runner.__name__, str(jobdir)],
+            [_setsid(), "--fork", self.settings.python, "-m", local_runner.__name__, str(jobdir)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -134,6 +134,7 @@ class LocalBackend:
         )
 
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
+        _setsid()  # before any job is accepted: without it no runner could start
         results = []
         for job in jobs:
             final = self._dir(job)
@@ -234,6 +235,18 @@ class LocalBackend:
             )
         detail = f"{self.settings.max_parallel} job(s) at once in {self.root}"
         return Health(True, detail, warnings)
+
+
+def _setsid() -> str:
+    """``setsid`` (util-linux), which starts each runner detached; missing: nothing is accepted."""
+    path = shutil.which("setsid")
+    if path is None:
+        raise ToolMissing(
+            "`setsid` is not installed here: jobs cannot be started detached",
+            backend="local",
+            hint="install util-linux (it provides setsid), then `cops-grid sync`",
+        )
+    return path
 
 
 def _kill_group(pgid: int) -> None:

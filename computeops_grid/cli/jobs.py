@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from computeops_grid.cli import convert as convert_cli
 from computeops_grid.cli import output
 from computeops_grid.errors import (
     BackendRejected,
@@ -60,7 +61,9 @@ def _wait_and_show(session: Session, ids: list[str], show_output: bool) -> None:
 
 
 def submit(
-    files: list[Path] = typer.Argument(..., help="Job description YAML files.", show_default=False),
+    files: list[Path] = typer.Argument(
+        ..., help="Job files: YAML, or JDL, xRSL, ADL, HTCondor submit files.", show_default=False
+    ),
     backend: Optional[str] = typer.Option(
         None, "--backend", "-b", help="Run on this backend (overrides the files)."
     ),
@@ -68,11 +71,21 @@ def submit(
         False, "--dry-run", help="Print the backend-native description; submit nothing."
     ),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait until the jobs end and print their output."),
+    *,
+    image: Optional[str] = typer.Option(None, "--image", help=convert_cli.IMAGE_HELP),
     json_out: bool = JSON,
 ) -> None:
-    """Submit the jobs of FILES (parametric jobs expand to one job per value)."""
+    """Submit the jobs of FILES (parametric jobs expand to one job per value).
+
+    A JDL, xRSL, ADL or HTCondor submit file is read into the same job model (format told by
+    its content); what it holds that the job does not carry is listed on stderr, with its line
+    (`cops-grid convert FILE` shows the job as YAML).
+    """
     with Session.open() as session:
-        records = submit_logic.records_from_files(files, session, backend)
+        notes: list[str] = []
+        records = submit_logic.records_from_files(files, session, backend, image=image, notes=notes)
+        for note in notes:
+            output.err.print(f"note: {note}", markup=False)
         if dry_run:
             output.out.print(submit_logic.describe(session, records), end="", markup=False)
             return

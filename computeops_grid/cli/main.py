@@ -11,6 +11,7 @@ import types
 import typer
 
 from computeops_grid import __version__, extras
+from computeops_grid.cli import convert as convert_cli
 from computeops_grid.cli import jobs as jobs_cli
 from computeops_grid.cli.output import err, print_error
 from computeops_grid.errors import CopsError, ExitCode, exit_codes_epilog
@@ -46,7 +47,8 @@ app = typer.Typer(
     name="cops-grid",
     help="Run a containerized application anywhere: laptop, batch cluster, grid, cloud.\n\n"
     "Write one job file (name, image, command: see the README), then `cops-grid submit job.yaml --wait`; "
-    "follow jobs with `status`, `list`, `logs`, `get`, `cancel`, `resubmit`, `sync`.",
+    "follow jobs with `status`, `list`, `logs`, `get`, `cancel`, `resubmit`, `sync`. JDL, xRSL, ADL "
+    "and HTCondor submit files are read too (`cops-grid convert` shows how).",
     epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -84,8 +86,9 @@ def main(
 
 
 jobs_cli.register(app)
+convert_cli.register(app)
 CORE_COMMANDS = frozenset(
-    {"submit", "status", "list", "logs", "get", "cancel", "resubmit", "sync", "backends"}
+    {"submit", "status", "list", "logs", "get", "cancel", "resubmit", "sync", "backends", "convert"}
 )
 
 

@@ -1,6 +1,10 @@
-"""Read job files: YAML -> validated JobSpecs -> expanded parametric elements.
+"""Read job files: YAML (or a native description) -> validated JobSpecs -> expanded elements.
 
-Errors name the file, the line and the dotted field, and say what was expected.
+The one entry for job files. A file in another tool's format (DIRAC JDL, ARC xRSL or ADL, an
+HTCondor submit file: see :mod:`computeops_grid.jobs.formats`) is told by its content and read
+into the same model, with notes naming each attribute the model does not carry.
+Errors name the file, the line and the dotted field (or the native attribute), and say what
+was expected.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from computeops_grid.errors import JobFileError
+from computeops_grid.jobs.formats.common import Note, ReadOptions
+from computeops_grid.jobs.formats.detect import detect
 from computeops_grid.jobs.model import NAME_RE, JobSpec, RangeSpec
 
 MAX_JOBS_PER_FILE = 100_000
@@ -132,15 +138,40 @@ def _job_nodes(doc: yaml.Node, data: Any, path: str) -> list[tuple[yaml.Node, An
     return [(doc, data, ())]
 
 
-def load_specs(path: Path) -> list[JobSpec]:
-    """All jobs of one file, validated but not expanded."""
+@dataclass(frozen=True)
+class LoadedFile:
+    """The jobs of one file (validated, not expanded), its format and the notes of its reading."""
+
+    format: str  # yaml, jdl, xrsl, adl or sub
+    specs: list[JobSpec]
+    notes: list[Note]
+
+
+def load_file(path: Path, options: ReadOptions | None = None) -> LoadedFile:
+    """One job file in any format: YAML, JDL, xRSL, ADL or HTCondor submit file."""
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise JobFileError("no such file", path=shown, hint="give the path of a job YAML file") from None
+        hint = "give the path of a job file (YAML, JDL, xRSL, ADL or HTCondor submit file)"
+        raise JobFileError("no such file", path=shown, hint=hint) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise JobFileError(f"cannot read: {exc}", path=shown) from None
+    fmt = detect(text, path)
+    if fmt == "yaml":
+        return LoadedFile(fmt, _yaml_specs(text, shown), [])
+    from computeops_grid.jobs.formats.read import read_native  # noqa: PLC0415 - only for native files
+
+    specs, notes = read_native(shown, text, fmt, options or ReadOptions())
+    return LoadedFile(fmt, specs, notes)
+
+
+def load_specs(path: Path, options: ReadOptions | None = None) -> list[JobSpec]:
+    """All jobs of one file, validated but not expanded."""
+    return load_file(path, options).specs
+
+
+def _yaml_specs(text: str, shown: str) -> list[JobSpec]:
     specs: list[JobSpec] = []
     for doc in _compose_documents(text, shown):
         data = _construct(doc, shown)
@@ -210,10 +241,16 @@ def _check_name(name: str, source: str) -> None:
         )
 
 
-def load_jobs(paths: list[Path]) -> list[ExpandedJob]:
-    """Every concrete job of every file, in file order."""
+def load_jobs(
+    paths: list[Path], options: ReadOptions | None = None, notes: list[str] | None = None
+) -> list[ExpandedJob]:
+    """Every concrete job of every file, in file order; ``notes`` (when given) receives one
+    line per attribute of a native description that the jobs do not carry as written."""
     jobs: list[ExpandedJob] = []
     for path in paths:
-        for spec in load_specs(path):
+        loaded = load_file(path, options)
+        if notes is not None:
+            notes.extend(n.text(str(path)) for n in loaded.notes)
+        for spec in loaded.specs:
             jobs.extend(expand(spec, str(path)))
     return jobs

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from computeops_grid.backends.base import Backend, SubmitResult, SupportsPreflight
 from computeops_grid.errors import BackendError, CredentialError, Delivery, ToolMissing, UsageError
+from computeops_grid.jobs.formats.common import ReadOptions
 from computeops_grid.jobs.loader import load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -44,11 +45,23 @@ class SubmitReport:
         return not (self.failed or self.retryable or self.unknown)
 
 
-def records_from_files(paths: Sequence[Path], session: Session, backend: str | None) -> list[JobRecord]:
-    """Load, validate and expand job files into records with fresh ids (not stored yet)."""
+def records_from_files(
+    paths: Sequence[Path],
+    session: Session,
+    backend: str | None,
+    *,
+    image: str | None = None,
+    notes: list[str] | None = None,
+) -> list[JobRecord]:
+    """Load, validate and expand job files into records with fresh ids (not stored yet).
+
+    ``image`` is for native descriptions naming none; ``notes`` (when given) receives what
+    native descriptions hold that the jobs do not carry (site options are kept for ``backend``).
+    """
     records = []
     groups: dict[tuple[str, str], str] = {}
-    for job in load_jobs(list(paths)):
+    target = session.config.resource(backend or session.config.default_backend).type
+    for job in load_jobs(list(paths), ReadOptions(image=image, target=target), notes):
         bulk_id = None
         if job.params:
             bulk_id = groups.setdefault((job.source, job.group), new_id())

@@ -29,7 +29,8 @@ from computeops_grid.jobs.formats.common import (
     is_url,
     job_name,
     local_path,
-)  # fmt: skip
+    shipped,
+)
 from computeops_grid.jobs.formats.xrsl import CONTAINER_RTES
 
 _LOGS = {
@@ -38,9 +39,16 @@ _LOGS = {
     "LoggingDirectory": "A-REX's own diagnostics of the job are not collected",
 }
 _MAPPED_RESOURCES = frozenset(
-    {"QueueName", "IndividualPhysicalMemory", "SlotRequirement", "WallTime", "TotalCPUTime",
-     "IndividualCPUTime", "RuntimeEnvironment"}
-)  # fmt: skip
+    {
+        "QueueName",
+        "IndividualPhysicalMemory",
+        "SlotRequirement",
+        "WallTime",
+        "TotalCPUTime",
+        "IndividualCPUTime",
+        "RuntimeEnvironment",
+    }
+)
 
 
 @dataclass
@@ -136,8 +144,7 @@ def _application(activity: Node, draft: Draft, ctx: Context) -> bool:
     else:
         logs = {app.value("Output"), app.value("Error")} - {None, ""}
         draft.outputs = [o for o in draft.outputs if o not in logs]
-        shipped = draft.inputs if path.startswith("/") or path in draft.inputs else [*draft.inputs, path]
-        draft.command, draft.inputs = command_for(path, shipped)
+        draft.command, draft.inputs = command_for(path, shipped(path, draft.inputs))
         draft.arguments = args
         draft.origin.update(command=("Executable", executable.line), arguments=("Argument", executable.line))
     for node in app.children:

@@ -152,6 +152,13 @@ def per_core_memory(megabytes: float, cores: int | None) -> int:
     return max(1, math.ceil(megabytes * (cores or 1))) * 2**20
 
 
+def shipped(executable: str, inputs: list[str]) -> list[str]:
+    """The inputs with a relative executable among them (ARC sends it with the job by itself)."""
+    if executable.startswith("/") or any(Path(i).name == Path(executable).name for i in inputs):
+        return inputs
+    return [*inputs, executable]
+
+
 def command_for(executable: str, inputs: list[str]) -> tuple[str, list[str]]:
     """The command of a job whose executable is a file shipped with it (``./name`` in the job's
     directory, and an input), or a program found on the node (kept as written)."""

@@ -208,6 +208,13 @@ def _rows(count: int, items: list[dict[str, str]] | None) -> list[dict[str, str]
     return rows
 
 
+def _expand(sub: Any, key: str) -> str:
+    try:
+        return str(sub.expand(key))
+    except KeyError:  # `key =` with nothing after it
+        return ""
+
+
 class _Job:
     """One job's expanded values (HTCondor's macro engine) by lower-case key."""
 
@@ -215,7 +222,7 @@ class _Job:
         for name, value in row.items():
             sub[name] = value
         sub["ProcId"], sub["Cluster"], sub["ClusterId"] = row["Process"], "0", "0"
-        self.values = {low: sub.expand(key) for low, key in keys.items() if low in _MAPPED or low in _LOGS}
+        self.values = {low: _expand(sub, key) for low, key in keys.items() if low in _MAPPED or low in _LOGS}
         self.raw = {low: sub[key] for low, key in keys.items()}
 
     def get(self, key: str) -> str:
@@ -304,7 +311,7 @@ def _draft(job: _Job, ctx: Context, lines: dict[str, int | None], row: dict[str,
     listed = job.get("transfer_output_files") or job.get("my.copsgridoutputs").strip('"')
     logs = {job.get("output"), job.get("error")} - {""}
     draft.outputs = [o for o in _files(listed) if ours or o not in logs]
-    if not listed and not ours:
+    if "transfer_output_files" not in job.raw and not ours:  # set to nothing: no output comes back
         draft.outputs = ["*"]
         ctx.note(
             "transfer_output_files", None, "not set: HTCondor returns every new file, read as outputs '*'"

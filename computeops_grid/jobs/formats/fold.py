@@ -47,7 +47,10 @@ def _shape(data: dict[str, Any]) -> str:
 
 def _mark(text: str, values: dict[str, str]) -> list[Part]:
     """``text`` cut into literal parts and the variables whose values occur in it."""
-    found = {v: k for k, v in sorted(values.items(), key=lambda kv: -len(kv[1])) if v}
+    found: dict[str, str] = {}
+    for key, value in values.items():  # the first variable with a value wins (``index`` first)
+        if value:
+            found.setdefault(value, key)
     if not found:
         return [("lit", text)]
     pattern = re.compile("|".join(re.escape(v) for v in sorted(found, key=len, reverse=True)))
@@ -136,12 +139,12 @@ def _parameters(used: list[str], variables: dict[str, list[str]], count: int) ->
 def _build(datas: list[dict[str, Any]], hints: list[dict[str, str]]) -> dict[str, Any]:
     count = len(datas)
     columns = {p: [_slots(d)[p] for d in datas] for p in _slots(datas[0])}
-    variables: dict[str, list[str]] = {
-        k: [h.get(k, "") for h in hints]
+    variables: dict[str, list[str]] = {"index": [str(i) for i in range(count)]}  # first: preferred
+    variables.update(
+        (k, [h.get(k, "") for h in hints])
         for k in dict.fromkeys(k for h in hints for k in h)
         if _IDENT.match(k) and k != "index" and len({h.get(k, "") for h in hints}) > 1
-    }
-    variables["index"] = [str(i) for i in range(count)]
+    )
     templates: dict[Path_, list[Part]] = {}
     for path, column in columns.items():
         if len(set(column)) > 1:

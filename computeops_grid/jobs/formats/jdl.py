@@ -269,10 +269,14 @@ def _payload(draft: Draft, values: dict[str, Value], ad: Ad, ctx: Context) -> bo
         for option in call.unknown:
             ctx.ignore("Arguments", line, f"wrapper option {option} is not part of the job model")
         return True
-    draft.command, draft.inputs = command_for(executable, draft.inputs)
-    if _SHELL.search(re.sub(r"'[^']*'", "", text)):
-        ctx.note("Arguments", line, "uses the shell ($, |, >, ...): run as /bin/sh -c, as DIRAC runs it")
-        draft.arguments = ["-c", f"{draft.command} {text}"]
+    by_shell = "Executable" if _SHELL.search(executable) else ""
+    if not by_shell:
+        draft.command, draft.inputs = command_for(executable, draft.inputs)
+        by_shell = "Arguments" if _SHELL.search(re.sub(r"'[^']*'", "", text)) else ""
+    if by_shell:
+        shown = ad.lines.get(by_shell.lower())
+        ctx.note(by_shell, shown, "uses the shell ($, |, >, ...): run with /bin/sh -c, as DIRAC runs it")
+        draft.arguments = ["-c", f"{draft.command or executable} {text}".strip()]
         draft.command = "/bin/sh"
     else:
         draft.arguments = words

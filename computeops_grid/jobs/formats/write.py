@@ -21,7 +21,7 @@ from computeops_grid.backends.arc import desc
 from computeops_grid.backends.common.payload import PILOT_FILE
 from computeops_grid.backends.htcondor_ce import submit as condor_submit
 from computeops_grid.jobs.loader import expand
-from computeops_grid.jobs.model import JobSpec
+from computeops_grid.jobs.model import JobSpec, Resources
 from computeops_grid.jobs.record import JobRecord
 
 TARGETS = {"yaml": None, "jdl": "diracx", "xrsl": "arc", "adl": "arc", "sub": "htcondor-ce"}
@@ -45,8 +45,13 @@ def spec_data(spec: JobSpec) -> dict[str, Any]:
     """A spec as a user would write it: defaults left out, sizes in GiB/MiB."""
     data = spec.model_dump(mode="json", exclude_defaults=True)
     resources = data.get("resources", {})
+    for key in ("memory", "walltime"):  # serialized fields: pydantic keeps them even at their default
+        if key in resources and getattr(spec.resources, key) == getattr(Resources(), key):
+            del resources[key]
     if "memory" in resources:
         resources["memory"] = _size(spec.resources.memory)
+    if "resources" in data and not resources:
+        del data["resources"]
     return data
 
 

@@ -30,7 +30,8 @@ from computeops_grid.jobs.formats.common import (
     job_name,
     local_path,
     per_core_memory,
-)  # fmt: skip
+    shipped,
+)
 from computeops_grid.jobs.formats.rsl import Relation, Request, RslError, parse
 
 # ARC's container runtime environments: the argument is the image (prefix added for Docker names)
@@ -201,12 +202,7 @@ def _payload(req: _Request, draft: Draft) -> bool:
         return True
     logs = {req.single("stdout"), req.single("stderr")} - {None, ""}
     draft.outputs = [o for o in draft.outputs if o not in logs]
-    shipped = (
-        draft.inputs
-        if executable.startswith("/") or executable in draft.inputs
-        else [*draft.inputs, executable]
-    )
-    draft.command, draft.inputs = command_for(executable, shipped)
+    draft.command, draft.inputs = command_for(executable, shipped(executable, draft.inputs))
     draft.arguments = args
     if any(re.search(r"[$`]", a) for a in args):
         req.ctx.note(

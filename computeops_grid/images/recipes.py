@@ -1,4 +1,4 @@
-"""Recipes: Dockerfile <-> Singularity definition (spython), and offline builds with buildah."""
+"""Recipes: Dockerfile <-> Singularity definition (own converter), and offline builds with buildah."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from computeops_grid.images import recipe_convert
 from computeops_grid.images.errors import ImageError, ToolMissing
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,11 @@ def recipe_kind(path: Path) -> str:
 
 
 def convert(path: str | Path, to: str | None = None) -> str:
-    """Convert a Dockerfile to a Singularity definition or back; return the text."""
-    from spython.main.parse.parsers import DockerParser, SingularityParser  # type: ignore[import-untyped]  # noqa: PLC0415
-    from spython.main.parse.writers import DockerWriter, SingularityWriter  # type: ignore[import-untyped]  # noqa: PLC0415
+    """Convert a Dockerfile to a Singularity definition or back; return the text.
 
+    The project's own converter (:mod:`computeops_grid.images.recipe_convert`): spython 0.3.14
+    fails on its own ``spython-base`` output, on lower-case instructions and on runscripts.
+    Errors name the file and the line."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"recipe {path} does not exist")
@@ -41,22 +43,10 @@ def convert(path: str | Path, to: str | None = None) -> str:
     if target == source:
         raise ImageError(f"{path} is already a {source} recipe")
     try:
-        if source == "docker":
-            text = SingularityWriter(DockerParser(str(path)).recipe).convert()
-        else:
-            text = DockerWriter(SingularityParser(str(path)).recipe).convert()
-    except Exception as exc:  # spython raises bare exceptions on bad input
-        raise ImageError(f"{path}: spython could not convert it: {exc}") from None
-    return _drop_default_stage(str(text))
-
-
-def _drop_default_stage(text: str) -> str:
-    """spython names a single stage ``spython-base``; its own parser then fails on the
-    ``Stage:`` line after ``From:`` (spython 0.3.14), so a single-stage recipe drops it."""
-    if text.count("spython-base") != 1:
-        return text
-    lines = [line for line in text.splitlines() if line.strip() != "Stage: spython-base"]
-    return "\n".join(line.replace(" AS spython-base", "") for line in lines) + "\n"
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImageError(f"{path}: cannot read it: {exc}") from None
+    return recipe_convert.convert_text(path, text, source)
 
 
 def buildah_argv(

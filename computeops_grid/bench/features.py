@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -247,6 +248,57 @@ def privilege(adapter: Adapter, work: Path) -> str:
     return f"{adapter.runtime.mode(adapter.binary)}{', setuid binary' if setuid else ''}"
 
 
+def _ns(text: str) -> dict[str, str]:
+    """``{"pid": "4026531836", ...}`` from ``ls -l /proc/self/ns/...`` output."""
+    return dict(re.findall(r"\b(pid|net|ipc|mnt|uts):\[(\d+)\]", text))
+
+
+def host_view(adapter: Adapter, work: Path) -> str:
+    """Security: does the payload share the host's PID and network namespaces, see its devices?"""
+    proc = _run(
+        adapter, ["/bin/sh", "-c", "ls -l /proc/self/ns/pid /proc/self/ns/net; ls /dev | wc -l"], work
+    )
+    inside = _ns(proc.stdout)
+    if proc.returncode != 0 or len(inside) < 2:
+        return f"not measured: exit {proc.returncode}"
+    host = {k: os.readlink(f"/proc/self/ns/{k}").split("[")[1].rstrip("]") for k in ("pid", "net")}
+    devices = proc.stdout.split()[-1]
+    host_devices = len(os.listdir("/dev"))
+    seen = [k for k in ("pid", "net") if inside.get(k) == host[k]]
+    return (
+        "host " + "+".join(seen) if seen else "own pid+net"
+    ) + f"; /dev {devices} entries (host {host_devices})"
+
+
+def image_writable(adapter: Adapter, work: Path) -> str:
+    """Security: can the payload write into the image it runs from?"""
+    probe = adapter.rootfs / "cops-write-probe"
+    with contextlib.suppress(OSError):
+        probe.unlink()
+    proc = _run(adapter, ["/bin/sh", "-c", "echo x > /cops-write-probe && echo written"], work)
+    changed = probe.exists()
+    with contextlib.suppress(OSError):
+        probe.unlink()
+    if changed:
+        return "yes: the image on disk changed"
+    return "written to a copy/overlay, image unchanged" if "written" in proc.stdout else "no (read-only)"
+
+
+def package(adapter: Adapter, work: Path) -> str:
+    """Administration: the Debian package that holds the launcher, its installed size, its /etc files."""
+    binary = str(Path(adapter.binary).resolve())
+    owner = subprocess.run(["dpkg", "-S", binary], capture_output=True, text=True, check=False)
+    if owner.returncode != 0:
+        return "not from a Debian package (built or unpacked by the set-up)"
+    name = owner.stdout.split(":", 1)[0].split(",")[0].strip()
+    size = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Installed-Size}", name], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    files = subprocess.run(["dpkg", "-L", name], capture_output=True, text=True, check=False).stdout
+    etc = [f for f in files.split() if f.startswith("/etc/") and Path(f).is_file()]
+    return f"{name} {int(size or 0) / 1024:.1f} MiB, {len(etc)} config files in /etc"
+
+
 CHECKS: dict[str, Callable[[Adapter, Path], str]] = {
     "daemon (who holds the payload)": daemon,
     "privilege mode (declared)": privilege,
@@ -256,6 +308,9 @@ CHECKS: dict[str, Callable[[Adapter, Path], str]] = {
     "SIGTERM forwarded": sigterm_forwarded,
     "memory cap of the caller honoured": memory_cap,
     "binds": binds,
+    "sees the host (pid/net namespaces, /dev)": host_view,
+    "payload writes the image": image_writable,
+    "package, installed size, config files (dpkg)": package,
     "SIMD flags inside": simd_flags,
     "GPU method": gpu_method,
     "image formats": formats,

@@ -70,6 +70,19 @@ def convert(
     it); converting that back gives the same job. Input paths stay relative to FILE's directory
     (or are rewritten for the directory of --output).
     """
+    text, notes = render(file, to, image=image, backend=backend, out=out)
+    for note in notes:
+        output.err.print(f"note: {note}", markup=False)
+    if out is None:
+        output.raw(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+def render(
+    file: Path, to: Target, *, image: str | None = None, backend: str | None = None, out: Path | None = None
+) -> tuple[str, list[str]]:
+    """The text of FILE in format ``to`` and the notes of what is not carried."""
     from computeops_grid.jobs.formats.common import ReadOptions  # noqa: PLC0415 - keeps start-up light
     from computeops_grid.jobs.formats.write import to_native, to_yaml  # noqa: PLC0415
     from computeops_grid.jobs.loader import load_file  # noqa: PLC0415
@@ -80,16 +93,9 @@ def convert(
     if to is Target.yaml:
         header = [f"converted by cops-grid from {file.name} ({loaded.format})"]
         header += ["", "not carried as written:", *(f"  {n}" for n in notes)] if notes else []
-        text = to_yaml(specs, header if loaded.format != "yaml" else ())
-    else:
-        text, more = to_native(specs, to.value)
-        notes += [f"{file}: {n}" for n in more]
-    for note in notes:
-        output.err.print(f"note: {note}", markup=False)
-    if out is None:
-        output.raw(text)
-    else:
-        out.write_text(text, encoding="utf-8")
+        return to_yaml(specs, header if loaded.format != "yaml" else ()), notes
+    text, more = to_native(specs, to.value)
+    return text, notes + [f"{file}: {n}" for n in more]
 
 
 def register(app: typer.Typer) -> None:

@@ -125,7 +125,7 @@ def arguments(record: JobRecord, opts: JdlOptions) -> list[str]:
 def command_line(args: list[str]) -> tuple[str, list[str]]:
     """``(Executable, arguments)``: the wrapper itself when DIRAC can carry its arguments,
     else the launcher with the arguments as one ``b64:`` word (JSON list, urlsafe base64)."""
-    if not any(_UNCARRIABLE.search(a) for a in args):
+    if not _UNCARRIABLE.search(shlex.join(args)):  # joined: quoting a `'` brings in `"`
         return PILOT_FILE, args
     encoded = base64.urlsafe_b64encode(json.dumps(args).encode()).decode()
     return LAUNCHER_FILE, [f"b64:{encoded}"]

@@ -190,7 +190,8 @@ def _resources(activity: Node, draft: Draft, ctx: Context, ours: bool) -> None:
     if wall or cpu:
         draft.walltime = wall or max(60, math.ceil((cpu or 0) / (draft.cores or 1)))
         if not wall:
-            ctx.note("TotalCPUTime", res.line, "read as the wall time: CPU time / slots")
+            cpu_node = res.first("TotalCPUTime") or res.first("IndividualCPUTime") or res
+            ctx.note(cpu_node.tag, cpu_node.line, "read as the wall time: CPU time / slots")
     for tag in ("NumberOfSlots", "IndividualPhysicalMemory", "WallTime"):
         node = res.first(tag) or slots.first(tag)
         if node is not None:

@@ -336,9 +336,13 @@ def _draft(job: _Job, ctx: Context, lines: dict[str, int | None], row: dict[str,
     return draft, ours
 
 
-def _leftovers(keys: dict[str, str], lines: dict[str, int | None], ctx: Context, ours: bool) -> None:
+def _leftovers(
+    sub: Any, keys: dict[str, str], lines: dict[str, int | None], ctx: Context, ours: bool
+) -> None:
     for low, key in keys.items():
         shown = f"+{key[3:]}" if low.startswith("my.") else key
+        if low in _MAPPED and re.search(r"\$\(Cluster(Id)?\)", str(sub[key]), re.IGNORECASE):
+            ctx.note(shown, lines[low], "$(Cluster) is known only once HTCondor has the job: read as 0")
         if low in _MAPPED or low in _SILENT or (ours and (low in _OURS or low.startswith("cops_"))):
             continue
         if low in _LOGS:
@@ -386,6 +390,6 @@ def read(ctx: Context) -> list[Group]:
             draft, ours = _draft(_Job(sub, keys, row), ctx, lines, row)
             drafts.append(draft)
             hints.append({k: v for k, v in row.items() if k != "Process" and not k.startswith("cops_")})
-        _leftovers(keys, lines, ctx, ours)
+        _leftovers(sub, keys, lines, ctx, ours)
         groups.append(Group(drafts, hints, line=line, ours=ours))
     return groups

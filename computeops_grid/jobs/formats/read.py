@@ -88,7 +88,7 @@ def read_native(path: str, text: str, fmt: str, options: ReadOptions) -> tuple[l
     for group in groups:
         datas = [_data(d, group, ctx) for d in group.drafts]
         folded = fold(datas, group)
-        if len(datas) > 1 and len(folded) > 1 and any(group.hints):
+        if len(datas) > 1 and len(folded) > 1 and not group.ours and any(group.hints):
             ctx.note("queue" if fmt == "sub" else "Parameters", group.line, _UNFOLDED.format(len(datas)))
         specs += [_validate(data, group.drafts[0], group, ctx) for data in folded]
     if not specs:

@@ -53,6 +53,7 @@ class Relation:
 class Request:
     relations: list[Relation] = field(default_factory=list)
     alternatives: int = 0  # `|` branches dropped (the first one is kept)
+    alternatives_line: int | None = None
 
 
 Tree = Union[Relation, tuple[str, list["Tree"]]]
@@ -225,6 +226,8 @@ def _flatten(tree: Tree, request: Request, variables: dict[str, str]) -> None:
         raise RslError("'+' (several requests) is allowed only at the top", 1)
     if op == "|":
         request.alternatives += len(children) - 1
+        dropped = [c for c in children[1:] if isinstance(c, Relation)]
+        request.alternatives_line = request.alternatives_line or (dropped[0].line if dropped else None)
         children = children[:1]
     scope = dict(variables)
     for child in children:

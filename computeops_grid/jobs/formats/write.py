@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import yaml
 
@@ -25,12 +26,7 @@ from computeops_grid.jobs.model import JobSpec, Resources
 from computeops_grid.jobs.record import JobRecord
 
 TARGETS = {"yaml": None, "jdl": "diracx", "xrsl": "arc", "adl": "arc", "sub": "htcondor-ce"}
-_OPTIONS = {
-    "jdl": None,
-    "xrsl": frozenset({"queue", "rte"}),
-    "adl": frozenset({"queue", "rte"}),
-    "sub": frozenset(),
-}
+_ARC_OPTIONS = frozenset({"queue", "rte"})
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -62,9 +58,18 @@ def to_yaml(specs: Sequence[JobSpec], header: Sequence[str] = ()) -> str:
     return "".join(f"# {line}\n".replace("# \n", "#\n") for line in header) + text
 
 
+def _allowed(target: str) -> frozenset[str]:
+    """The backend options the target's backend understands."""
+    if target != "jdl":
+        return _ARC_OPTIONS if target in ("xrsl", "adl") else frozenset()
+    with extras.needed("converting to JDL", "diracx"):
+        from computeops_grid.backends.dirac import jdl  # noqa: PLC0415 - DIRACCommon only here
+    return jdl.OPTION_KEYS
+
+
 def _records(specs: Sequence[JobSpec], target: str, notes: list[str], names_as_ids: bool) -> list[JobRecord]:
     records: list[JobRecord] = []
-    allowed = _OPTIONS[target]
+    allowed = _allowed(target)
     for number, spec in enumerate(specs):
         if spec.tags:
             notes.append(f"tags: {target} has no place for them")
@@ -72,10 +77,9 @@ def _records(specs: Sequence[JobSpec], target: str, notes: list[str], names_as_i
             notes.append(f"backend: {spec.backend!r} is where cops-grid submits, not part of the description")
         for job in expand(spec):
             options = dict(job.spec.backend_options)
-            if allowed is not None:
-                for key in sorted(set(options) - allowed):
-                    notes.append(f"backend_options.{key}: not understood by {TARGETS[target]} backends")
-                options = {k: v for k, v in options.items() if k in allowed}
+            for key in sorted(set(options) - allowed):
+                notes.append(f"backend_options.{key}: not understood by {TARGETS[target]} backends")
+            options = {k: v for k, v in options.items() if k in allowed}
             concrete = job.spec.model_copy(update={"backend_options": options, "tags": [], "backend": None})
             records.append(
                 JobRecord(
@@ -122,6 +126,18 @@ def _rsl(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
+def _adl_sources(text: str, record: JobRecord) -> str:
+    """The inputs' local paths as ``Source`` (the REST backend uploads them; a file keeps them)."""
+    for item in record.spec.inputs:
+        name = escape(Path(item).name)
+        text = text.replace(
+            f"<InputFile><Name>{name}</Name></InputFile>",
+            f"<InputFile><Name>{name}</Name><Source><URI>{escape(item)}</URI></Source></InputFile>",
+            1,
+        )
+    return text
+
+
 def _arc(records: Sequence[JobRecord], target: str, notes: list[str]) -> str:
     opts = desc.DescOptions()
     if any(_GLOB.search(o) for r in records for o in r.spec.outputs):
@@ -129,7 +145,9 @@ def _arc(records: Sequence[JobRecord], target: str, notes: list[str]) -> str:
     if any(r.spec.resources.gpus > 1 for r in records):
         notes.append("resources.gpus: ARC asks for GPUs with a runtime environment; the count is not carried")
     if target == "adl":
-        return desc.adl_bulk(list(records), opts) + "\n"
+        texts = [_adl_sources(desc.adl(r, opts), r) for r in records]
+        bulk = f"<ActivityDescriptions>{''.join(texts)}</ActivityDescriptions>"
+        return (texts[0] if len(texts) == 1 else bulk) + "\n"
     texts = []
     for rec in records:
         text = desc.xrsl(rec, opts, sources={Path(i).name: i for i in rec.spec.inputs})

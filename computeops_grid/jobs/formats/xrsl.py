@@ -275,7 +275,9 @@ def _leftovers(request: Request, ctx: Context, ours: bool) -> None:
         elif not (ours and rel.attribute == "delegationid"):
             ctx.ignore(rel.written, rel.line)
     if request.alternatives:
-        ctx.ignore("|", None, f"{request.alternatives} alternative(s) after the first one")
+        ctx.ignore(
+            "|", request.alternatives_line, f"{request.alternatives} alternative(s) after the first one"
+        )
 
 
 def _draft(request: Request, ctx: Context) -> Draft:

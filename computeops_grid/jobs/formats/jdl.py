@@ -394,5 +394,6 @@ def read(ctx: Context) -> list[Group]:
         drafts = [_draft(values, ad, ctx) for values, _ in rows]
         ours = wrapper.is_wrapper(_text(rows[0][0], "executable"))
         _leftovers(ad, ctx, ours)
-        groups.append(Group(drafts, [hints for _, hints in rows], line=max(first, 1), ours=ours))
+        line = first or min((n for n in ad.lines.values() if n), default=1)  # `[`, or the first attribute
+        groups.append(Group(drafts, [hints for _, hints in rows], line=line, ours=ours))
     return groups

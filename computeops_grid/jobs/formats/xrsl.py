@@ -87,7 +87,7 @@ def period(text: str, base: int = 60) -> int | None:
             return None
         seconds += int(number) * (_PERIOD_UNITS[letter] if unit else base)
         base = _NEXT_BASE.get(letter, base)
-    return seconds if re.fullmatch(r"[\dA-Za-z\s]+", text) else None
+    return seconds if re.fullmatch(r"[\dA-Za-z\s]+", text) and re.search(r"\d", text) else None
 
 
 class _Request:

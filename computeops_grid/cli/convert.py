@@ -5,11 +5,14 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from computeops_grid.cli import output
+
+if TYPE_CHECKING:
+    from computeops_grid.jobs.model import JobSpec
 
 IMAGE_HELP = (
     "Container image for descriptions that name none (JDL never does; xRSL/ADL through ENV/SINGULARITY "
@@ -27,7 +30,7 @@ class Target(str, enum.Enum):
     sub = "sub"
 
 
-def _rebased(specs: list, source: Path, dest: Path) -> list:  # type: ignore[type-arg]
+def _rebased(specs: list[JobSpec], source: Path, dest: Path) -> list[JobSpec]:
     """Relative inputs, relative to ``dest``'s directory instead of ``source``'s."""
     src, out = source.resolve().parent, dest.resolve().parent
     if src == out:

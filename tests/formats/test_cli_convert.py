@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from computeops_grid import extras
 from tests.conftest import Cli
 from tests.formats.conftest import NATIVE, ROOT
 
@@ -76,3 +80,29 @@ def test_convert_to_every_format(run: Cli, tmp_path: Path) -> None:
         res = run("convert", str(hello), "--to", target)
         assert res.code == 0, res.stderr
         assert marker in res.stdout
+
+
+def test_a_format_without_its_extra_exits_72(run: Cli) -> None:
+    """JDL needs DIRACCommon (the diracx extra), submit files the htcondor bindings; xRSL nothing."""
+    blocked = ",".join(extras.MODULES)
+    code = (
+        "import sys\nfor n in sys.argv.pop(1).split(','): sys.modules[n] = None\n"
+        "from computeops_grid.cli.main import run\nrun()"
+    )
+    for name, extra in (
+        ("dirac-tutorial-simple.jdl", "diracx"),
+        ("condor-manual-sleep.sub", "htcondor"),
+        ("arc-hello.xrsl", None),
+    ):
+        argv = [sys.executable, "-c", code, blocked, "convert", str(NATIVE / name), "--image", "x"]
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "COPS_GRID_HOME": str(run.home)},
+        )
+        assert proc.returncode == (72 if extra else 0), proc.stderr
+        if extra:
+            assert f"pip install 'computeops-grid[{extra}]'" in proc.stderr

@@ -120,7 +120,11 @@ def _staging(activity: Node, draft: Draft, ctx: Context) -> None:
         draft.outputs.append(directory_glob(name, ctx, "OutputFile", node.line))
         draft.origin.setdefault("outputs", ("OutputFile", node.line))
     for node in staging.children:
-        if node.tag not in ("InputFile", "OutputFile", "DelegationID"):
+        if node.tag == "DelegationID":
+            ctx.ignore(
+                node.tag, node.line, "a delegation belongs to one submission (cops-grid delegates its own)"
+            )
+        elif node.tag not in ("InputFile", "OutputFile"):
             ctx.ignore(node.tag, node.line)
 
 
@@ -218,7 +222,7 @@ def _draft(activity: Node, ctx: Context) -> Draft:
         raw = re.sub(r" in \S+$", "", ident.value("Description") or "")
     draft.name = job_name(raw or ctx.stem, ctx, "Name", ident.line)
     for node in ident.children:
-        if node.tag not in ("Name", "Description"):
+        if node.tag != "Name" and not (ours and node.tag == "Description"):
             ctx.ignore(node.tag, node.line)
     for node in activity.children:
         if node.tag not in ("ActivityIdentification", "Application", "Resources", "DataStaging"):

@@ -312,15 +312,21 @@ def _sandboxes(draft: Draft, values: dict[str, Value], ad: Ad, ctx: Context) -> 
     )
 
 
+def _first(ad: Ad, ctx: Context, keys: tuple[str, ...]) -> int | None:
+    """The first of ``keys`` that is set; the others, when set too, are noted as not used."""
+    found = [k for k in keys if ad.ints.get(k)]
+    for other in found[1:]:
+        ctx.ignore(ad.names[other], ad.lines[other], f"the job model takes one value: {ad.names[found[0]]}")
+    return ad.ints[found[0]] if found else None
+
+
 def _resources(draft: Draft, ad: Ad, tags: list[str], ctx: Context, ours: bool) -> list[str]:
     """Cores, memory, wall time and GPUs; returns the tags left for the site."""
-    counts = [
-        ad.ints.get(k) for k in ("numberofprocessors", "maxnumberofprocessors", "minnumberofprocessors")
-    ]
     tagged = [int(t[: -len("Processors")]) for t in tags if re.fullmatch(r"\d+Processors", t)]
-    draft.cores = next((c for c in [*counts, *tagged] if c), None)
-    if ad.ints.get("minram") or ad.ints.get("maxram"):
-        draft.memory = (ad.ints.get("minram") or ad.ints.get("maxram") or 1) * 2**20
+    draft.cores = _first(ad, ctx, ("numberofprocessors", "maxnumberofprocessors", "minnumberofprocessors"))
+    draft.cores = draft.cores or next(iter(tagged), None)
+    megabytes = _first(ad, ctx, ("minram", "maxram"))
+    draft.memory = megabytes * 2**20 if megabytes else None
     cpu = ad.ints.get("cputime")
     if cpu:
         draft.walltime = max(60, math.ceil(cpu / (draft.cores or 1)))

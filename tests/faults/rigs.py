@@ -455,6 +455,13 @@ class DiracXRig(Rig):
         """The relay answers 504 after DiracX inserted the jobs (azure-core retries 504 to a POST)."""
         return self._relayed(504)
 
+    def down_after_accept(self) -> Injection:
+        """DiracX answers the parametric submit, then cannot be reached: the client cannot
+        confirm the jobs (they wait in ``Submitting`` for it), so it cannot know they exist."""
+        self.relay = Relay(("127.0.0.1", self.server.port))
+        self.relay.down_after_reply_to("POST", "/api/jobs/jdl")
+        return Injection({**self.settings(), "url": f"http://127.0.0.1:{self.relay.port}"})
+
     def submit_requests(self) -> int:
         assert self.relay is not None
         return self.relay.requests("POST", "/api/jobs/jdl")

@@ -82,6 +82,7 @@ class Relay:
         self.forwarded: list[str] = []
         self.seen: list[str] = []  # "METHOD path" of every request, in order
         self._drop: tuple[str, str, int | None] | None = None
+        self._down_after: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._upstream: ssl.SSLContext | None = None
         if ca_dir is not None:
@@ -108,6 +109,19 @@ class Relay:
         (the connection is closed; with ``answer``, that bodiless status is sent instead)."""
         with self._lock:
             self._drop = (method, path_contains, answer)
+
+    def down_after_reply_to(self, method: str, path_contains: str) -> None:
+        """Arm: once the next matching request is answered, the relay goes down (the service
+        accepted it and became unreachable: the client's next request is refused)."""
+        with self._lock:
+            self._down_after = (method, path_contains)
+
+    def _goes_down(self, method: str, path: str) -> bool:
+        with self._lock:
+            if self._down_after and self._down_after[0] == method and self._down_after[1] in path:
+                self._down_after = None
+                return True
+            return False
 
     def requests(self, method: str, path_contains: str) -> int:
         """How many ``method`` requests whose path contains ``path_contains`` the relay saw."""
@@ -190,14 +204,24 @@ def _handler(relay: Relay) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             relay.forwarded.append(f"{self.command} {self.path} -> {answer.status}")
+            down = relay._goes_down(self.command, self.path)
+            if down:  # refuse connections before the client can make its next request (the
+                relay.server.shutdown()  # serving loop first: its poll keeps the listener alive)
+                relay.server.server_close()
             self.send_response(answer.status, answer.reason)
             for key, value in answer.headers:
                 if key.lower() not in _HOP:
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(payload)))
+            if down:
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(payload)
+            if down:  # and this connection ends with the answer: the client's next one is refused
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _relay
 
     return Handler

@@ -34,6 +34,7 @@ class ExitCode(enum.IntEnum):
     UNKNOWN_JOB = 4
     IMAGE_NOT_FOUND = 5
     JOBS_FAILED = 8
+    CANCEL_UNCONFIRMED = 9
     IMAGES_FAILED = 10
     TOOL_MISSING = 69
     ILLEGAL_TRANSITION = 70
@@ -55,6 +56,7 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.UNKNOWN_JOB: "unknown job id",
     ExitCode.IMAGE_NOT_FOUND: "image not found in the repository",
     ExitCode.JOBS_FAILED: "--wait saw a job fail or be cancelled",
+    ExitCode.CANCEL_UNCONFIRMED: "cancel requested, not yet confirmed by the backend (`cops-grid status`)",
     ExitCode.IMAGES_FAILED: "some images could not be published (the others were; the summary names each)",
     ExitCode.TOOL_MISSING: "a required command-line tool is not installed",
     ExitCode.ILLEGAL_TRANSITION: "illegal state change refused by the store",
@@ -241,6 +243,12 @@ class CredentialError(CopsError):
     """A credential a backend needs is missing, unsafe, expired or of the wrong VO."""
 
     exit_code = ExitCode.CREDENTIAL
+
+
+class CancelUnconfirmed(CopsError):
+    """The backend took a cancel request but had not confirmed it when ``cancel`` stopped waiting."""
+
+    exit_code = ExitCode.CANCEL_UNCONFIRMED
 
 
 class JobsFailed(CopsError):

@@ -15,6 +15,8 @@ Contract (checked by ``tests/contract``):
 * ``lookup(jobs)`` finds jobs on the backend by their cops-grid id (embedded in the
   native job name / directory at submission) and never submits anything.
 * ``status(jobs)`` answers for every job it knows; unknown native states map to no change.
+* ``cancel(jobs)`` (optional, :class:`SupportsCancel`) reports ``CANCELLED`` only for jobs
+  it stopped and a finished job's real end; the logic layer records nothing else.
 """
 
 from __future__ import annotations
@@ -112,7 +114,19 @@ class Backend(Protocol):
 
 @runtime_checkable
 class SupportsCancel(Protocol):
-    def cancel(self, jobs: Sequence[JobRecord]) -> None: ...
+    """Stop jobs on the backend and say what is known right after, per job id:
+
+    * a **final** state: ``CANCELLED`` for a job this call stopped; ``COMPLETED`` or
+      ``FAILED`` (with its exit code) for a job that had already ended, which is left alone
+      (a backend that deletes jobs on cancel must look before it deletes);
+    * a **non-final** state: the backend refused or could not stop the job; ``message`` says why;
+    * **absent**: the request was accepted but is not confirmed yet; the caller asks ``status``.
+
+    A :class:`BackendError` raised is the answer for every job of the call (its delivery
+    says whether the request may have arrived).
+    """
+
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]: ...
 
 
 @runtime_checkable

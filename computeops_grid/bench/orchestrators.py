@@ -151,8 +151,9 @@ def kill_probe(backend: Measured) -> str:
         backend.cancel([job])
         return "never started within 120 s"
     t0 = time.monotonic()
-    backend.cancel([job])
-    after = _wait(backend, job, lambda i: i is None or i.state.final, 60)
+    after = backend.cancel([job]).get(job.id)  # a final answer is the backend's confirmation
+    if after is None or not after.state.final:
+        after = _wait(backend, job, lambda i: i is None or i.state.final, 60)
     took = time.monotonic() - t0
     if after is None:
         return f"cancelled: gone from the backend {took:.1f} s after cancel"
@@ -269,6 +270,7 @@ def measure(systems: Sequence[osys.System], sizes: dict[int, int], opts: Options
 def discover(ctx: BackendContext, opts: Options, work: Path) -> list[osys.System]:
     systems = [osys.local_system(ctx), osys.slurm_system(ctx, opts.slurm_conf, opts.slurm_cpus)]
     systems.append(osys.swarm_system(ctx, opts.docker_host, work))
+    systems.append(osys.kubernetes_system(ctx, opts.kubeconfig))
     systems.append(osys.kubernetes_system(ctx, opts.kubeconfig))
     systems.append(osys.htcondor_ce_system(ctx, opts.htcondor_ce, opts.htcondor_ce_ca,
                                            opts.htcondor_ce_image_root))  # fmt: skip

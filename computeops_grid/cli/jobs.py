@@ -14,6 +14,7 @@ from computeops_grid.cli import output
 from computeops_grid.errors import (
     BackendRejected,
     BackendUnavailable,
+    CancelUnconfirmed,
     DeliveryUncertain,
     JobsFailed,
     ToolMissing,
@@ -168,11 +169,62 @@ def get(
                 output.out.print(str(path))
 
 
-def cancel(ids: list[str] = typer.Argument(..., help="Job ids or unique prefixes.")) -> None:
-    """Cancel jobs (on the backend when they were submitted)."""
+def cancel(
+    ids: list[str] = typer.Argument(..., help="Job ids or unique prefixes."),
+    confirm_wait: float = typer.Option(
+        follow.CONFIRM_TIMEOUT, "--confirm-wait", min=0, help="Seconds to wait for the backend to confirm."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON: each job with its `outcome`."),
+) -> None:
+    """Cancel jobs: on their backend once submitted, in the store before that.
+
+    A job is recorded cancelled only once its backend confirms it stopped; a job that had
+    already ended keeps its state and exit code and is reported as already finished.
+    Exit status: 0 every job is cancelled or had already ended; 9 the backend took the
+    request but had not confirmed it within --confirm-wait (the job keeps its state,
+    `cops-grid status` shows when it ends); 74 the backend refused to stop a job; 75, 76
+    or 77 the backend was not reached (the jobs' states are unchanged).
+    """
     with Session.open() as session:
-        for rec in follow.cancel(session, session.store.resolve(ids)):
-            output.out.print(f"{rec.id} {rec.state}")
+        report = follow.cancel(session, session.store.resolve(ids), confirm_timeout=confirm_wait)
+    if json_out:
+        output.print_json([{**output.job_dict(r), "outcome": report.outcome(r.id)} for r in report.records])
+    else:
+        for rec in report.records:
+            output.out.print(_cancel_line(rec, report), markup=False)
+    _cancel_exit(report)
+
+
+def _cancel_line(rec: JobRecord, report: follow.CancelReport) -> str:
+    outcome = report.outcome(rec.id)
+    if outcome == "cancelled":
+        return f"{rec.id} cancelled"
+    if outcome == "ended":
+        code = "" if rec.exit_code is None else f", exit code {rec.exit_code}"
+        return f"{rec.id} {rec.state}: already finished{code}; nothing to cancel"
+    if outcome == "unconfirmed":
+        return f"{rec.id} {rec.state}: {follow.UNCONFIRMED}"
+    if outcome == "refused":
+        return f"{rec.id} {rec.state}: not cancelled: {report.refused[rec.id]}"
+    return f"{rec.id} {rec.state}: not cancelled, state unchanged: {report.errors[rec.id].message}"
+
+
+def _cancel_exit(report: follow.CancelReport) -> None:
+    """The exit status of ``cancel``: the backend's own error first, then refusals, then waits."""
+    if report.errors:
+        output.info(f"{len(report.errors)} job(s) not cancelled: backend not reached, state unchanged")
+        raise next(iter(report.errors.values()))
+    if report.refused:
+        job_id, why = next(iter(report.refused.items()))
+        raise BackendRejected(
+            f"{len(report.refused)} job(s) not cancelled ({job_id}: {why})",
+            hint="`cops-grid status ID...` shows what the backend says about them",
+        )
+    if report.unconfirmed:
+        raise CancelUnconfirmed(
+            f"{len(report.unconfirmed)} job(s): {follow.UNCONFIRMED}",
+            hint="`cops-grid status ID...` shows when they end; cancelling again is safe",
+        )
 
 
 def resubmit(

@@ -3,6 +3,8 @@
 It "runs" a job by writing its description into a spool directory, and lets the tests
 set the failure modes that real CEs show: refusing connections (``down``), refusing the
 job (``refuse``) and dropping the connection after accepting a job (``drop_after_accept``).
+``cancel_answer`` picks what a cancel of an active job does: ``stop`` it, take the request and
+confirm it ``later`` (never, here), ``refuse`` it, or lose the reply (``dropped``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from computeops_grid.backends.base import (
     BackendContext,
@@ -30,6 +32,7 @@ class SpoolSettings(BackendSettings):
     down: bool = False
     refuse: bool = False
     drop_after_accept: bool = False
+    cancel_answer: Literal["stop", "later", "refuse", "dropped"] = "stop"
 
 
 class SpoolBackend:
@@ -69,9 +72,26 @@ class SpoolBackend:
                 out[job.id] = StatusInfo(JobState(state), native_state=state)
         return out
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """A job that ended keeps its state and is answered as it ended; an active one is
+        handled as ``cancel_answer`` says; ``down`` refuses the connection."""
+        if self.settings.down:
+            raise BackendUnavailable("connection refused", backend=self.name)
+        if self.settings.cancel_answer == "dropped":
+            raise DeliveryUncertain("connection reset by peer after sending the cancel", backend=self.name)
+        answers = {}
         for job in jobs:
-            self._path(job).write_text(json.dumps({"id": job.id, "state": "cancelled"}))
+            info = self.status([job]).get(job.id)
+            if info is None:
+                answers[job.id] = StatusInfo(job.state, message="no such job in the spool")
+            elif info.state.final:
+                answers[job.id] = info
+            elif self.settings.cancel_answer == "refuse":
+                answers[job.id] = StatusInfo(info.state, message="Queue 'keep' forbids kills")
+            elif self.settings.cancel_answer == "stop":
+                self._path(job).write_text(json.dumps({"id": job.id, "state": "cancelled"}))
+                answers[job.id] = StatusInfo(JobState.CANCELLED, native_state="cancelled")
+        return answers  # "later": accepted, never confirmed
 
     def describe(self, jobs: Sequence[JobRecord]) -> str:
         return "".join(f"spool {j.id} {j.name}\n" for j in jobs)

@@ -32,6 +32,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.cancel import not_found
 from computeops_grid.backends.common.jobdir import input_sources
 from computeops_grid.backends.common.payload import PILOT_FILE
 from computeops_grid.backends.common.retry import with_retries
@@ -235,14 +236,21 @@ class ArcBackend:
                 names[str(named)] = listed
         return names
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """Ask the CE to kill the jobs. A-REX answers 202 "queued for killing", also for a job
+        that already ended (which stays as it ended), and takes seconds to get to ``KILLED``:
+        accepted jobs are left out of the answer for ``status`` to confirm."""
         if tools := self.tools():
-            tools.cancel(jobs)
-            return
-        replies = self.rest.kill([self._job_id(j) for j in jobs if j.native_id])
-        refused = [r for r in replies if str(r.get("status-code")) not in ("200", "201", "202")]
-        if refused:
-            log.warning("CE did not kill %d job(s): %s", len(refused), refused[0].get("reason"))
+            return tools.cancel(jobs)
+        answers = {j.id: not_found(j, self.name) for j in jobs if not j.native_id}
+        by_ce = {self._job_id(j): j for j in jobs if j.native_id}
+        for reply in self.rest.kill(list(by_ce)):
+            job = by_ce.get(str(reply.get("id")))
+            code = str(reply.get("status-code"))
+            if job is not None and code not in ("200", "201", "202"):
+                why = f"the CE {self.rest.base} refused to kill it: {code} {reply.get('reason') or ''}"
+                answers[job.id] = StatusInfo(job.state, message=why.strip(), native_state=code)
+        return answers
 
     # -- files, dry run, health -----------------------------------------------------
 

@@ -29,6 +29,7 @@ from computeops_grid.backends.arc.cli_output import (
     tool_error,
 )
 from computeops_grid.backends.base import Health, StatusInfo, SubmitResult
+from computeops_grid.backends.common.cancel import not_found
 from computeops_grid.backends.common.jobdir import input_sources
 from computeops_grid.backends.common.payload import PILOT_FILE
 from computeops_grid.backends.common.tools import ToolErrors, run_tool, tool_failure
@@ -160,12 +161,16 @@ class ArcCli:
                 result[by_native[native].id] = status
         return result
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """``arckill --keep``: it skips jobs that already ended (they stay as they ended) and the
+        CE takes seconds to get to ``KILLED``, so ``status`` confirms every job of the answer."""
+        answers = {j.id: not_found(j, self.name) for j in jobs if not j.native_id}
         ids = [j.native_id for j in jobs if j.native_id]
         if ids:
             proc = self._job_tool("arckill", ["--keep"], ids)
             if proc.returncode != 0:
-                log.warning("arckill: %s", tool_error(proc.stderr))
+                raise self.failure("arckill", proc)
+        return answers
 
     def clean(self, jobs: Sequence[JobRecord]) -> None:
         ids = [j.native_id for j in jobs if j.native_id]

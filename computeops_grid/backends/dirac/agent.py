@@ -8,7 +8,9 @@ so this helper does the pilot's and DIRAC job wrapper's work through the public 
 3. move the job ``Checking → Waiting → Matched → Running`` (DIRAC's state machine);
 4. download the ``SB:`` input sandboxes, extracting them safely;
 5. run ``Executable Arguments`` as an argv list (the cops-grid pilot wrapper for
-   cops-grid jobs) in the job directory, stdout/stderr to ``StdOutput``/``StdError``;
+   cops-grid jobs) in the job directory, stdout/stderr to ``StdOutput``/``StdError``,
+   with heartbeats; a ``Kill`` command in a heartbeat's answer (the owner killed the
+   job) stops the payload's process group and ends here;
 6. pack ``OutputSandbox`` (globs inside the job directory, no links), upload it with the
    job owner's token (a pilot token may not create sandboxes) and assign it to the job;
 7. report ``Completing → Done`` or ``Failed`` with ``ApplicationStatus = "exit code N"``.
@@ -16,9 +18,12 @@ so this helper does the pilot's and DIRAC job wrapper's work through the public 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 WAITING = ("Received", "Waiting")
 TO_RUNNING = ("Checking", "Waiting", "Matched", "Running")
 HEARTBEAT_S = 60.0
+KILL_GRACE_S = 5.0  # between SIGTERM and SIGKILL when the job's owner killed it
 
 
 @dataclass
@@ -102,24 +108,48 @@ def _command(desc: JobDescription, workdir: Path, python: str) -> list[str]:
     return [exe, *desc.arguments]
 
 
-def _run(client: DiracXClient, job_id: int, desc: JobDescription, workdir: Path, python: str) -> int:
+def _run(
+    client: DiracXClient, job_id: int, desc: JobDescription, workdir: Path, *, python: str, heartbeat: float
+) -> int | None:
+    """The payload's return code; None when its owner killed the job (a heartbeat got ``Kill``)."""
     argv = _command(desc, workdir, python)
     log.info("job %d: running %s", job_id, shlex.join(argv))
     start = time.monotonic()
     with (workdir / desc.stdout).open("wb") as out, (workdir / desc.stderr).open("wb") as err:
         try:
-            proc = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                argv, cwd=workdir, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         except OSError as exc:
             err.write(f"cannot start {argv[0]}: {exc}\n".encode())
             return 127
         while True:
             try:
-                return proc.wait(timeout=HEARTBEAT_S)
+                return proc.wait(timeout=heartbeat)
             except subprocess.TimeoutExpired:
-                try:
-                    client.heartbeat(job_id, time.monotonic() - start)
-                except BackendError as exc:  # a missed heartbeat must not kill the payload
-                    log.warning("job %d: heartbeat failed: %s", job_id, exc.message)
+                if "Kill" in _beat(client, job_id, time.monotonic() - start):
+                    log.info("job %d: killed by its owner: stopping the payload", job_id)
+                    _stop(proc)
+                    return None
+
+
+def _beat(client: DiracXClient, job_id: int, wall_seconds: float) -> list[str]:
+    try:
+        return client.heartbeat(job_id, wall_seconds)
+    except BackendError as exc:  # a missed heartbeat must not kill the payload
+        log.warning("job %d: heartbeat failed: %s", job_id, exc.message)
+        return []
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the payload's process group, SIGKILL to what is left after ``KILL_GRACE_S``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_GRACE_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _exit_code(workdir: Path, returncode: int) -> int:
@@ -146,8 +176,18 @@ def _outputs(workdir: Path, patterns: list[str]) -> list[tuple[str, Path]]:
     return sorted(found.items())
 
 
-def run_job(client: DiracXClient, job_id: int, root: Path, *, python: str = sys.executable) -> PilotResult:
-    """Run one waiting job to the end and report it (see the module docstring)."""
+def run_job(
+    client: DiracXClient,
+    job_id: int,
+    root: Path,
+    *,
+    python: str = sys.executable,
+    heartbeat: float = HEARTBEAT_S,
+) -> PilotResult:
+    """Run one waiting job to the end and report it (see the module docstring).
+
+    Every ``heartbeat`` seconds the job is reported alive; when the server answers ``Kill``
+    (its owner killed it) the payload is stopped and nothing more is reported."""
     desc = parse_jdl(client.stored_jdl(job_id))
     client.set_status({job_id: [{"Status": s, "MinorStatus": "cops-grid pilot"} for s in TO_RUNNING]})
     status = current_status(client, job_id)
@@ -160,7 +200,10 @@ def run_job(client: DiracXClient, job_id: int, root: Path, *, python: str = sys.
             client.download(entry, workdir)
         else:
             log.warning("job %d: input %s is not a DiracX sandbox; not fetched", job_id, entry)
-    code = _exit_code(workdir, _run(client, job_id, desc, workdir, python))
+    returncode = _run(client, job_id, desc, workdir, python=python, heartbeat=heartbeat)
+    if returncode is None:
+        return PilotResult(job_id, current_status(client, job_id), None, message="killed: payload stopped")
+    code = _exit_code(workdir, returncode)
     files = _outputs(workdir, [desc.stdout, desc.stderr, *desc.output_sandbox])
     pfn = None
     if files:

@@ -30,6 +30,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.cancel import not_found, split_ended
 from computeops_grid.backends.common.payload import PILOT_FILE
 from computeops_grid.backends.common.sandbox import build_archive
 from computeops_grid.backends.dirac import jdl
@@ -251,14 +252,29 @@ class DiracXBackend:
         rows = self.client.search(cond, SEARCH_COLUMNS)
         return {ids[str(r["JobID"])]: native_state(r) for r in rows if str(r["JobID"]) in ids}
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        """DiracX has no kill route: a kill is the status ``Killed`` (finished jobs stay finished)."""
-        ids = [int(j.native_id) for j in jobs if j.native_id]
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """DiracX has no kill route: a kill is the status ``Killed``, which the server also
+        turns into a ``Kill`` command for the job's pilot (its next heartbeat gets it).
+
+        The server ignores a kill it does not allow without saying so, so the jobs are read
+        before (one that already ended is answered as it ended and not touched) and after:
+        ``Killed`` is the confirmation; any other state means the kill was not taken.
+        """
+        before = self.status(jobs)
+        answers, todo = split_ended(jobs, before)
+        answers.update({j.id: not_found(j, self.name) for j in todo if j.id not in before})
+        todo = [j for j in todo if j.id in before]
+        ids = [int(str(j.native_id)) for j in todo]
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             self.client.set_status(
                 {i: [{"Status": "Killed", "MinorStatus": "Killed by cops-grid"}] for i in chunk}
             )
+        for job_id, info in self.status(todo).items():
+            if not info.state.final:
+                info.message = f"DiracX did not take the kill: the job is still {info.native_state}"
+            answers[job_id] = info
+        return answers
 
     # -- results -----------------------------------------------------------------
     def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:

@@ -234,9 +234,12 @@ class DiracXClient:
             result: dict[str, Any] = self.api.jobs.set_job_statuses(body)
         return result
 
-    def heartbeat(self, job_id: int, wall_seconds: float) -> None:
+    def heartbeat(self, job_id: int, wall_seconds: float) -> list[str]:
+        """Report the job alive; returns the commands the server has for it (``Kill`` once its
+        owner killed it: the server sends each command once)."""
         with self.calling("heartbeat"):
-            self.api.jobs.add_heartbeat({str(job_id): {"WallClockTime": wall_seconds}})
+            commands = self.api.jobs.add_heartbeat({str(job_id): {"WallClockTime": wall_seconds}})
+        return [str(c.command) for c in commands or [] if int(c.job_id) == job_id]
 
     def stored_jdl(self, job_id: int) -> str:
         """The JDL the server stored for a waiting job.

@@ -31,6 +31,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.cancel import not_found, split_ended
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.retry import one_by_one
 from computeops_grid.backends.common.tools import ToolErrors, run_tool, tool_failure
@@ -133,10 +134,16 @@ class DiracBackend:
         rows = parse_status(self.run("dirac-wms-job-status", *ids))
         return {ids[i]: native_state(f) for i, f in rows.items() if i in ids}
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        ids = [str(j.native_id) for j in jobs if j.native_id]
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """``dirac-wms-job-kill`` for the jobs still active (DIRAC refuses to kill a job that
+        ended: those are answered as they ended); ``status`` confirms the ``Killed``."""
+        before = self.status(jobs)
+        answers, todo = split_ended(jobs, before)
+        answers.update({j.id: not_found(j, self.name) for j in todo if j.id not in before})
+        ids = [str(j.native_id) for j in todo if j.id in before]
         if ids:
             self.run("dirac-wms-job-kill", *ids)
+        return answers
 
     def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
         if not job.native_id:

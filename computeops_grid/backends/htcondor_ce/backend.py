@@ -33,6 +33,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.cancel import not_found, split_ended, stopped
 from computeops_grid.backends.common.jobdir import input_sources
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.htcondor_ce import submit as condor_submit
@@ -254,12 +255,22 @@ class HTCondorCEBackend:
         with self.calling("reading the CE's job history"):
             return list(schedd.history(constraint, PROJECTION, match=len(native_ids)))
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        spec = [str(j.native_id) for j in jobs if j.native_id]
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """Remove the jobs still in the CE's queue (``Removed`` is final on the schedd); a job
+        that already ended is answered as it ended and not touched. When the schedd does not
+        say that every removal succeeded, ``status`` confirms each job."""
+        before = self.status(jobs)
+        answers, todo = split_ended(jobs, before)
+        answers.update({j.id: not_found(j, self.name) for j in todo if j.id not in before})
+        todo = [j for j in todo if j.id in before]
+        spec = [str(j.native_id) for j in todo]
         if spec:
             schedd = self.schedd(self.token_file(self.token()))
             with self.calling("removing jobs on the CE"):
-                schedd.act(bindings().JobAction.Remove, spec, reason="cops-grid cancel")
+                result = schedd.act(bindings().JobAction.Remove, spec, reason="cops-grid cancel")
+            if result is not None and int(result.get("TotalSuccess", 0)) == len(spec):
+                answers.update({j.id: stopped("3") for j in todo})
+        return answers
 
     def _retrieve(self, job: JobRecord) -> Path:
         """The job's directory holding its outputs, fetched from the CE's spool once (the

@@ -27,6 +27,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.cancel import not_found, split_ended, stopped
 from computeops_grid.backends.common.http import status_failure, transport_failure
 from computeops_grid.backends.kubernetes import manifest as km
 from computeops_grid.errors import BackendError
@@ -160,25 +161,47 @@ class KubernetesBackend:
             pods[(labels.get(JOB_LABEL, ""), int(index) if index is not None else None)] = pod
         return pods
 
-    def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
-        known, pods = self._jobs(), self._pods()
-        out = {}
-        for job in jobs:
-            if job.id not in known:
-                continue
-            kjob, index = known[job.id]
-            out[job.id] = pod_status(pods.get((kjob.metadata.name, index)), kjob)
-        return out
+    def _element_states(self, known: dict[str, tuple[Any, int | None]]) -> dict[str, StatusInfo]:
+        """The state of every cops-grid job of ``known`` (one pod list call)."""
+        pods = self._pods()
+        return {
+            cid: pod_status(pods.get((kjob.metadata.name, index)), kjob)
+            for cid, (kjob, index) in known.items()
+        }
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        """Deleting the Job deletes its pods (foreground); an Indexed Job goes when all its elements go."""
+    def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        states = self._element_states(self._jobs())
+        return {job.id: states[job.id] for job in jobs if job.id in states}
+
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """Delete the Jobs of the jobs still active (foreground: their pods go with them).
+
+        A job that already ended keeps its Job (logs, until the TTL) and is answered as it
+        ended. An Indexed Job holds several cops-grid jobs; deleting it stops all of them, so
+        it is deleted only when none of its other elements is still active."""
         known = self._jobs()
-        targets = {known[j.id][0].metadata.name for j in jobs if j.id in known}
-        for name in sorted(targets):
-            body = k8s.V1DeleteOptions(propagation_policy="Foreground")
-            self._call(self._batch().delete_namespaced_job, name, self.settings.namespace, body=body)
-            if self.settings.credentials:
-                self._call(self._core().delete_namespaced_secret, f"{name}-cred", self.settings.namespace)
+        states = self._element_states(known)
+        answers, todo = split_ended(jobs, states)
+        answers.update({j.id: not_found(j, self.name) for j in todo if j.id not in known})
+        asked = {j.id for j in todo if j.id in known}
+        for name in sorted({known[i][0].metadata.name for i in asked}):
+            elements = [cid for cid, (kjob, _) in known.items() if kjob.metadata.name == name]
+            spared = [cid for cid in elements if cid not in asked and not states[cid].state.final]
+            mine = [cid for cid in elements if cid in asked]
+            if spared:
+                why = f"Job {name} also runs {len(spared)} job(s) not being cancelled: cancel them together"
+                answers.update({cid: StatusInfo(states[cid].state, message=why) for cid in mine})
+                continue
+            self._delete(name)
+            answers.update({cid: stopped() for cid in mine})
+        return answers
+
+    def _delete(self, name: str) -> None:
+        ns = self.settings.namespace
+        body = k8s.V1DeleteOptions(propagation_policy="Foreground")
+        self._call(self._batch().delete_namespaced_job, name, ns, body=body, accept=(404,))
+        if self.settings.credentials:
+            self._call(self._core().delete_namespaced_secret, f"{name}-cred", ns, accept=(404,))
 
     # -- results ----------------------------------------------------------------
     def logs(self, job: JobRecord) -> str:

@@ -35,6 +35,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.cancel import not_found, stopped
 from computeops_grid.backends.common.environment import runner_env
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.payload import REPORT_NAME, pilot_argv
@@ -190,15 +191,32 @@ class LocalBackend:
     def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
         return {job.id: self._one_status(self._dir(job)) for job in jobs if self._dir(job).is_dir()}
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """Stop each job's runner and payload (its process group); a job that already ended
+        (or was cancelled before) is left alone and answered with its status."""
+        answers: dict[str, StatusInfo] = {}
         for job in jobs:
             jobdir = self._dir(job)
-            if not jobdir.is_dir() or (jobdir / "exit_code").exists():
-                continue
-            local_runner.write_atomic(jobdir / "cancelled", f"{time.time():.6f}")
-            pid_file = jobdir / "runner.pid"
-            if pid_file.exists() and local_runner.lock_held(jobdir / "runner.lock"):
-                _kill_group(int(pid_file.read_text()))
+            if not jobdir.is_dir():
+                answers[job.id] = not_found(job, self.name)
+            elif (jobdir / "exit_code").exists() or (jobdir / "cancelled").exists():
+                answers[job.id] = self._one_status(jobdir)
+            elif self._stop(jobdir):
+                answers[job.id] = stopped()
+        return answers
+
+    def _stop(self, jobdir: Path) -> bool:
+        """Mark the job cancelled (a runner that has not started the payload never will),
+        then kill the runner's process group; True once no runner holds the job any more."""
+        local_runner.write_atomic(jobdir / "cancelled", f"{time.time():.6f}")
+        pid_file = jobdir / "runner.pid"
+        if pid_file.exists() and local_runner.lock_held(jobdir / "runner.lock"):
+            _kill_group(int(pid_file.read_text()))
+        for _ in range(40):  # the lock goes with the runner's last process
+            if not local_runner.lock_held(jobdir / "runner.lock"):
+                return True
+            time.sleep(0.05)
+        return False
 
     def fetch_outputs(self, job: JobRecord, dest: Path) -> list[Path]:
         jobdir = self._dir(job)

@@ -39,6 +39,7 @@ from computeops_grid.backends.base import (
     SubmitResult,
 )
 from computeops_grid.backends.common import ssh
+from computeops_grid.backends.common.cancel import not_found
 from computeops_grid.backends.common.environment import RUNNER_ENV, exported_names
 from computeops_grid.backends.common.jobdir import input_sources, job_workdir, prepare
 from computeops_grid.backends.common.outputs import collect_outputs
@@ -444,16 +445,23 @@ class SlurmBackend:
             found[job.id] = SubmitResult(job_id=job.id, native_id=native_id) if native_id else None
         return found
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        """``scancel`` every job in one call; jobs that already ended are not an error."""
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """``scancel`` every job in one call; jobs that already ended are not an error.
+
+        Slurm keeps what happened (``CANCELLED`` for a job it stopped, the real end of one
+        that had finished) in ``squeue``/``sacct`` and the job's files, so the answer leaves
+        the jobs out and ``status`` confirms them.
+        """
+        answers = {j.id: not_found(j, self.name) for j in jobs if not j.native_id}
         ids = [j.native_id for j in jobs if j.native_id]
         if not ids:
-            return
+            return answers
         proc = self._run("scancel", ids)
         if proc.returncode != 0 and not all(
             any(g in line for g in _GONE) for line in proc.stderr.splitlines()
         ):
             raise tool_failure("scancel", proc, ERRORS)
+        return answers
 
     # -- files, dry run, health -----------------------------------------------------
 

@@ -32,6 +32,7 @@ from computeops_grid.backends.base import (
     StatusInfo,
     SubmitResult,
 )
+from computeops_grid.backends.common.cancel import not_found, split_ended, stopped
 from computeops_grid.backends.common.docker_image import engine_name, ensure_engine_image
 from computeops_grid.backends.common.http import status_failure, transport_failure
 from computeops_grid.backends.common.jobdir import input_sources, job_workdir, link_or_copy
@@ -243,19 +244,50 @@ class SwarmBackend:
             log.info("removing finished service %s", service.name)
             service.remove()
 
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        """Remove the services, then stop their containers (SIGTERM, SIGKILL after ``stop_grace``).
+    def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
+        """Stop the jobs still active: remove the service, then stop its containers (SIGTERM,
+        SIGKILL after ``stop_grace``). A job that already ended keeps its service (for logs
+        and outputs) and is answered with how it ended.
 
         Removing a ``replicated-job`` service does not stop its running task on Docker
         20.10 (measured: the container ran to its end), so the containers labelled with
         the job's id are stopped through the engine API as well (the nodes this API reaches).
+        A job is answered ``CANCELLED`` once its service is gone and none of its containers runs.
         """
+        answers, todo = split_ended(jobs, self.status(jobs))
         services = self._services()
-        victims = []
-        for job in jobs:
+        victims: dict[str, list[Any]] = {}
+        for job in todo:
+            containers = self._running_containers(job.id)
+            if job.id not in services and not containers:
+                answers[job.id] = not_found(job, self.name)
+                continue
             if job.id in services:
-                services[job.id].remove()
-            victims += self.client().containers.list(filters={"label": f"{sp.LABEL_ID}={job.id}"})
+                self._remove(services[job.id])
+            victims[job.id] = containers
+        self._stop([c for found in victims.values() for c in found])
+        answers.update({i: stopped() for i in victims if not self._running_containers(i)})
+        return answers
+
+    def _running_containers(self, job_id: str) -> list[Any]:
+        """The running containers of a job (any task, on the nodes this API reaches)."""
+        try:
+            found: list[Any] = self.client().containers.list(filters={"label": f"{sp.LABEL_ID}={job_id}"})
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+        return found
+
+    def _remove(self, service: Any) -> None:
+        try:
+            service.remove()
+        except docker.errors.NotFound:
+            return  # gone already (another client, or keep_finished)
+        except docker.errors.APIError as exc:
+            raise status_failure(exc.status_code or 500, _api_message(exc), backend=self.name) from exc
+        except Exception as exc:  # the connection failed or the reply was lost
+            raise transport_failure(exc, "removing the service", backend=self.name, hint=HINT) from exc
+
+    def _stop(self, victims: list[Any]) -> None:
         for container in victims:
             with contextlib.suppress(docker.errors.APIError):
                 container.kill(signal="SIGTERM")
@@ -264,8 +296,9 @@ class SwarmBackend:
             try:
                 container.wait(timeout=max(0.1, deadline - time.monotonic()))
             except Exception:  # read timeout (requests) or API error: still running
-                with contextlib.suppress(docker.errors.APIError):
+                with contextlib.suppress(Exception):
                     container.kill()
+                    container.wait(timeout=5)
 
     # -- results ----------------------------------------------------------------
     def _service(self, job: JobRecord) -> Any:

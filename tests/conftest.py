@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tests.services.arc import ArcCE
     from tests.services.diracx import DiracXServer
     from tests.services.htcondor import HTCondorCE
+    from tests.services.podman_kube import PodmanKube
     from tests.services.slurm import SlurmCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +199,17 @@ def configure_backend(home: Path, name: str, settings: dict[str, Any]) -> None:
     data = yaml.safe_load(config.read_text()) or {}
     data.setdefault("backends", {})[name] = settings
     config.write_text(yaml.safe_dump(data))
+
+
+@pytest.fixture(scope="session")
+def kube_play(image_root: Path) -> Iterator[PodmanKube]:
+    """podman with the busybox image of the local repository as ``busybox:latest``, for
+    ``podman kube play`` of the pod templates of our Kubernetes Jobs (tests/kubernetes, contract)."""
+    import shutil
+
+    from tests.services.podman_kube import podman_kube
+
+    kube = podman_kube(image_root / "registry.hub.docker.com/library/busybox:latest", "busybox:latest")
+    yield kube
+    kube.stop()
+    shutil.rmtree(kube.root, ignore_errors=True)

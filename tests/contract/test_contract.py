@@ -1,83 +1,192 @@
 """The backend contract, written once and run over every backend that runs here.
 
-submit -> wait -> outputs; the payload's exit code; cancel; lookup after a crash;
-the native description. Library level (logic + store), real backends.
+Submit, bulk status, the payload's exit code, declared outputs through ``cops-grid get``,
+cancel of a running job and of one that already finished (through ``cops-grid cancel``),
+lookup after a crash, the native description. Wherever the backend has a say, the test
+asks the backend with its own tools as well (tests/contract/probes.py: ``squeue``/``sacct``,
+A-REX REST, the DiracX client, ``docker``, the process table), so a logic layer that records
+what it wishes cannot pass.
 """
 
 from __future__ import annotations
 
-import time
+import json
+import uuid
 from pathlib import Path
+from typing import Any
 
+import pytest
+import yaml
+
+from computeops_grid.backends.base import Capability
+from computeops_grid.backends.kubernetes import manifest as km
+from computeops_grid.backends.registry import backend_class
+from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic import follow, submit
 from computeops_grid.logic.session import Session
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, Cli
+from tests.contract.conftest import Target
+from tests.contract.probes import MARK, marker, processes_with, wait_state, wait_until
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+RUN_S = 300  # at most this long for a short job to end (A-REX goes through its job loop and Slurm)
 
 
-def _job(tmp_path: Path, script: str, outputs: str = "[]") -> Path:
-    path = tmp_path / "job.yaml"
-    path.write_text(
-        f"name: contract\nimage: docker://busybox:latest\ncommand: sh\narguments: ['-c', '{script}']\n"
-        f"outputs: {outputs}\nresources: {{walltime: 10, memory: 256MiB}}\n"
-    )
+def job_file(tmp_path: Path, script: str, **extra: Any) -> Path:
+    """A busybox job running ``sh -c script``, marked with a unique value in its environment."""
+    spec = {
+        "name": "contract", "image": "docker://busybox:latest", "command": "sh",
+        "arguments": ["-c", script], "environment": {MARK: f"cops-contract-{uuid.uuid4().hex}"},
+        "resources": {"walltime": "00:10:00", "memory": "256MiB"}, **extra,
+    }  # fmt: skip
+    path = tmp_path / f"job-{uuid.uuid4().hex[:8]}.yaml"
+    path.write_text(yaml.safe_dump(spec))
     return path
 
 
-def test_submit_wait_and_fetch_outputs(contract_backend: str, tmp_path: Path) -> None:
+def submitted(session: Session, target: Target, path: Path) -> list[JobRecord]:
+    """Submit the jobs of ``path`` to the target's backend; its pilot starts them where needed."""
+    records = submit.records_from_files([path], session, None)
+    report = submit.submit_records(session, records)
+    assert report.ok and len(report.submitted) == len(records), (report.failed, report.retryable)
+    jobs = session.store.get_many(report.submitted)
+    assert all(j.backend == target.backend and j.native_id for j in jobs)
+    target.start(jobs)
+    return jobs
+
+
+def listed(cli: Cli, job_id: str) -> dict[str, Any]:
+    """The job as the store has it, through ``cops-grid list --json``."""
+    rows = cli("list", "--json").json()
+    assert isinstance(rows, list)
+    (row,) = [r for r in rows if r["id"] == job_id]
+    return dict(row)
+
+
+def test_submit_and_get_declared_outputs(target: Target, cli: Cli, tmp_path: Path) -> None:
+    if Capability.OUTPUTS not in backend_class(target.backend).capabilities:
+        return _get_says_the_backend_cannot(target, cli, tmp_path)
+    target.needs_live()
     with Session.open() as session:
-        records = submit.records_from_files([EXAMPLES / "hello.yaml"], session, None)
-        assert records[0].backend == contract_backend
-        report = submit.submit_records(session, records)
-        assert report.ok and report.submitted == [records[0].id]
-        assert session.store.get(records[0].id).native_id  # set once the backend accepted it
-        done = follow.wait(session, report.submitted, timeout=300)
-        assert done[0].state == JobState.COMPLETED and done[0].exit_code == 0
-        assert "Hello from Linux in a container" in follow.logs(session, done[0].id)
-        files = follow.outputs(session, done[0].id, tmp_path / "out")
-        assert (tmp_path / "out" / "result.txt") in files
-        assert (tmp_path / "out" / "result.txt").read_text() == "done\n"
-        states = [h.to_state for h in session.store.history(done[0].id)]
-        assert states[:2] == [JobState.NEW, JobState.SUBMITTING] and states[-1] == JobState.COMPLETED
+        (job,) = submitted(session, target, EXAMPLES / "hello.yaml")
+        (done,) = follow.wait(session, [job.id], poll=target.poll, timeout=RUN_S)
+    assert (done.state, done.exit_code) == (JobState.COMPLETED, 0), done.message
+    got = cli("get", job.id, "-o", str(tmp_path / "out"), "--json")
+    assert got.code == 0, got.stderr
+    assert str(tmp_path / "out" / "result.txt") in got.json()  # type: ignore[operator]
+    assert (tmp_path / "out" / "result.txt").read_text() == "done\n"
+    return None
 
 
-def test_payload_exit_code_comes_back(contract_backend: str, tmp_path: Path) -> None:
+def _get_says_the_backend_cannot(target: Target, cli: Cli, tmp_path: Path) -> None:
+    """``get`` on a backend without the outputs capability: a usage error, the backend never asked."""
+    cli("submit", str(EXAMPLES / "hello.yaml"))  # stored whatever the backend answers
+    rows = cli("list", "--json").json()
+    assert isinstance(rows, list) and len(rows) == 1
+    result = cli("get", rows[0]["id"], "-o", str(tmp_path / "out"))
+    assert result.code == 2, result.stderr
+    assert f"backend {target.backend} cannot return output files" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bulk_status_answers_for_every_job_in_one_call(target: Target, tmp_path: Path) -> None:
+    target.needs_live()
+    path = job_file(tmp_path, "exit ${code}", name="bulk-${code}", parameters={"code": [0, 1, 3]})
     with Session.open() as session:
-        records = submit.records_from_files([_job(tmp_path, "echo oops >&2; exit 42")], session, None)
-        report = submit.submit_records(session, records)
-        done = follow.wait(session, report.submitted, timeout=300)
-        assert (done[0].state, done[0].exit_code) == (JobState.FAILED, 42)
-        assert "oops" in follow.logs(session, done[0].id)
+        jobs = submitted(session, target, path)
+        backend = session.backend(target.backend)
+        answers = {}
+
+        def all_final() -> bool:
+            answers.update(backend.status(jobs))  # one call for the three jobs
+            return len(answers) == 3 and all(a.state.final for a in answers.values())
+
+        wait_until("one status call says every job of the bulk ended", all_final, RUN_S, target.poll)
+    got = {int(j.params["code"]): (answers[j.id].state, answers[j.id].exit_code) for j in jobs}
+    assert got == {0: (JobState.COMPLETED, 0), 1: (JobState.FAILED, 1), 3: (JobState.FAILED, 3)}
 
 
-def test_cancel_running_job(contract_backend: str, tmp_path: Path) -> None:
+def test_payload_exit_code_42_comes_back_unchanged(
+    target: Target, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    path = job_file(tmp_path, "echo oops >&2; exit 42")
+    if not target.live:  # what runs of Kubernetes here: the Job's pod template in podman kube play
+        return _exit_code_through_kube_play(path, request)
     with Session.open() as session:
-        records = submit.records_from_files([_job(tmp_path, "sleep 300")], session, None)
-        job_id = submit.submit_records(session, records).submitted[0]
-        deadline = time.time() + 120
-        while follow.refresh(session, [job_id])[0].state != JobState.RUNNING and time.time() < deadline:
-            time.sleep(0.2)
-        follow.cancel(session, [job_id])
-        assert session.store.get(job_id).state == JobState.CANCELLED
-        time.sleep(1)
-        assert follow.refresh(session, [job_id])[0].state == JobState.CANCELLED
+        (job,) = submitted(session, target, path)
+        (done,) = follow.wait(session, [job.id], poll=target.poll, timeout=RUN_S)
+        assert (done.state, done.exit_code) == (JobState.FAILED, 42), done.message
+        assert "oops" in follow.logs(session, done.id)
+    return None
 
 
-def test_lookup_finds_submitted_jobs_and_only_those(contract_backend: str, tmp_path: Path) -> None:
+def _exit_code_through_kube_play(path: Path, request: pytest.FixtureRequest) -> None:
+    kube_play = request.getfixturevalue("kube_play")
+    with Session.open() as session:
+        records = submit.records_from_files([path], session, None)
+        (doc,) = yaml.safe_load_all(submit.describe(session, records))
+    result = kube_play.play(km.pod_of(doc, expand=True))
+    assert (result.exit_code, result.state) == (42, "exited")
+
+
+def test_cancel_of_a_running_job_stops_it(target: Target, cli: Cli, tmp_path: Path) -> None:
+    target.needs_live()
+    assert target.probe is not None
+    with Session.open() as session:
+        (job,) = submitted(session, target, job_file(tmp_path, "sleep 300"))
+    wait_state(target.probe, job, target.probe.RUNNING, RUN_S, target.poll)  # the backend's own word
+    wait_until("the payload's processes run", lambda: bool(processes_with(marker(job))), 60)
+    result = cli("cancel", job.id, "--json", "--confirm-wait", str(target.confirm_wait))
+    (answer,) = json.loads(result.stdout)
+    if target.confirm_wait:
+        assert result.code == 0, result.stderr
+        assert (answer["outcome"], answer["state"]) == ("cancelled", "cancelled")
+    else:  # the backend took the request; cops-grid did not wait for it to say it is done
+        assert result.code == 9, result.stderr
+        assert answer["outcome"] == "unconfirmed"
+        assert answer["state"] in ("queued", "running")
+        assert answer["message"] == follow.UNCONFIRMED
+    wait_state(target.probe, job, target.probe.KILLED, 120, target.poll)
+    wait_until("no process of the payload is left", lambda: not processes_with(marker(job)), 60)
+    if not target.confirm_wait:
+        assert cli("status", job.id, "--json").code == 0  # the backend now says it
+    assert listed(cli, job.id)["state"] == "cancelled"
+
+
+def test_cancel_of_a_finished_job_keeps_how_it_ended(target: Target, cli: Cli, tmp_path: Path) -> None:
+    target.needs_live()
+    assert target.probe is not None
+    with Session.open() as session:
+        (job,) = submitted(session, target, job_file(tmp_path, "exit 0"))
+    wait_state(target.probe, job, target.probe.FINISHED, RUN_S, target.poll)
+    assert listed(cli, job.id)["state"] == "queued"  # cops-grid has not looked since the submit
+    result = cli("cancel", job.id)
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip() == f"{job.id} completed: already finished, exit code 0; nothing to cancel"
+    row = listed(cli, job.id)
+    assert (row["state"], row["exit_code"]) == ("completed", 0)
+    assert target.probe.state(job) in target.probe.FINISHED  # the backend was not asked to kill it
+
+
+def test_lookup_finds_submitted_jobs_and_only_those(target: Target) -> None:
+    target.needs_live()
     with Session.open() as session:
         sent, unsent = submit.records_from_files([EXAMPLES / "hello.yaml"] * 2, session, None)
         report = submit.submit_records(session, [sent])
-        backend = session.backend(contract_backend)
+        target.start(session.store.get_many(report.submitted))
+        backend = session.backend(target.backend)
         found = backend.lookup([session.store.get(report.submitted[0]), unsent])
         hit = found[sent.id]
         assert hit is not None and hit.native_id == session.store.get(sent.id).native_id
         assert found[unsent.id] is None
-        follow.wait(session, report.submitted, timeout=300)
+        follow.wait(session, report.submitted, poll=target.poll, timeout=RUN_S)
 
 
-def test_describe_is_the_native_description(contract_backend: str) -> None:
+def test_describe_is_the_native_description(target: Target) -> None:
     with Session.open() as session:
         records = submit.records_from_files([EXAMPLES / "hello.yaml"], session, None)
         text = submit.describe(session, records)
-        assert "docker://busybox:latest" in text
+        assert "busybox" in text or f"hello.{records[0].id}" in text  # DiracX: the image is in b64 args
         assert session.store.summaries() == []  # describing stores nothing

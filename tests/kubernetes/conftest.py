@@ -1,24 +1,12 @@
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from computeops_grid import worker
 from computeops_grid.backends.base import BackendContext
 from computeops_grid.backends.kubernetes.backend import KubernetesBackend, KubernetesSettings
-from tests.services.podman_kube import PodmanKube, podman_kube
 
-
-@pytest.fixture(scope="session")
-def kube_play(image_root: Path) -> Iterator[PodmanKube]:
-    """podman with the busybox image of the local repository as ``busybox:latest``."""
-    kube = podman_kube(image_root / "registry.hub.docker.com/library/busybox:latest", "busybox:latest")
-    yield kube
-    kube.stop()
-    shutil.rmtree(kube.root, ignore_errors=True)
+# `kube_play` (podman kube play with the busybox image, for the session) is in tests/conftest.py
 
 
 def make_backend(tmp_path: Path, **settings: object) -> KubernetesBackend:

@@ -140,10 +140,7 @@ def _application(activity: Node, draft: Draft, ctx: Context) -> bool:
         draft.origin["environment"] = ("Environment", env.line)
     call = wrapper.parse(path, args) if wrapper.is_wrapper(path) else None
     if call is not None:
-        draft.image, draft.command, draft.arguments = call.image, call.command, call.arguments
-        draft.environment.update(call.environment)
-        draft.runtimes, draft.gpus = call.runtimes, 1 if call.gpu else None
-        draft.inputs = wrapper.own_inputs(draft.inputs)
+        wrapper.apply(call, draft, ctx, "Argument", executable.line)
         draft.outputs = wrapper.own_outputs(draft.outputs, ("stdout", "stderr"))
     else:
         logs = {app.value("Output"), app.value("Error")} - {None, ""}

@@ -257,10 +257,7 @@ def _payload(job: _Job, draft: Draft, ctx: Context, lines: dict[str, int | None]
     args = split_args(job.get("arguments") or job.get("args"))
     call = wrapper.parse(executable, args) if wrapper.is_wrapper(executable) else None
     if call is not None:
-        draft.image, draft.command, draft.arguments = call.image, call.command, call.arguments
-        draft.environment.update(call.environment)
-        draft.runtimes, draft.gpus = call.runtimes, 1 if call.gpu else draft.gpus
-        draft.inputs = wrapper.own_inputs(draft.inputs)
+        wrapper.apply(call, draft, ctx, "arguments", lines.get("arguments"))
         return True
     sent = job.raw.get("transfer_executable", "true").strip().lower() not in ("false", "no", "0")
     shipped = [*draft.inputs, executable] if sent and executable not in draft.inputs else draft.inputs

@@ -263,11 +263,7 @@ def _payload(draft: Draft, values: dict[str, Value], ad: Ad, ctx: Context) -> bo
         raise ctx.error(f"cannot split like a shell: {exc}", line=line, attribute="Arguments") from None
     call = wrapper.parse(executable, words) if wrapper.is_wrapper(executable) else None
     if call is not None:
-        draft.image, draft.command, draft.arguments = call.image, call.command, call.arguments
-        draft.environment.update(call.environment)
-        draft.runtimes, draft.gpus = call.runtimes, 1 if call.gpu else None
-        for option in call.unknown:
-            ctx.ignore("Arguments", line, f"wrapper option {option} is not part of the job model")
+        wrapper.apply(call, draft, ctx, "Arguments", line)
         return True
     by_shell = "Executable" if _SHELL.search(executable) else ""
     if not by_shell:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from computeops_grid.backends.common.payload import PILOT_FILE, REPORT_NAME
+from computeops_grid.jobs.formats.common import Context, Draft
 from computeops_grid.worker import DIRAC_LAUNCHER
 
 OWN_FILES = frozenset({PILOT_FILE, DIRAC_LAUNCHER})
@@ -92,3 +93,14 @@ def own_outputs(names: list[str], extra: tuple[str, ...] = ()) -> list[str]:
 
 def own_inputs(names: list[str]) -> list[str]:
     return [n for n in names if PurePath(n).name not in OWN_FILES]
+
+
+def apply(call: WrapperCall, draft: Draft, ctx: Context, attribute: str, line: int | None) -> None:
+    """The job inside the wrapper's command line, onto ``draft`` (GPUs counted by the caller)."""
+    draft.image, draft.command, draft.arguments = call.image, call.command, call.arguments
+    draft.environment.update(call.environment)
+    draft.runtimes = call.runtimes
+    draft.gpus = max(draft.gpus or 0, 1) if call.gpu else draft.gpus
+    draft.inputs = own_inputs(draft.inputs)
+    for option in call.unknown:
+        ctx.ignore(attribute, line, f"wrapper option {option} is not part of the job model")

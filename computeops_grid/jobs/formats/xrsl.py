@@ -190,14 +190,7 @@ def _payload(req: _Request, draft: Draft) -> bool:
     args = req.strings(rel) if rel else []
     call = wrapper.parse(executable, args) if wrapper.is_wrapper(executable) else None
     if call is not None:
-        draft.image, draft.command, draft.arguments = call.image, call.command, call.arguments
-        draft.environment.update(call.environment)
-        draft.runtimes, draft.gpus = call.runtimes, 1 if call.gpu else None
-        for option in call.unknown:
-            req.ctx.ignore(
-                "arguments", req.line("arguments"), f"wrapper option {option} is not in the job model"
-            )
-        draft.inputs = wrapper.own_inputs(draft.inputs)
+        wrapper.apply(call, draft, req.ctx, "arguments", req.line("arguments"))
         draft.outputs = wrapper.own_outputs(draft.outputs, ("stdout", "stderr"))
         return True
     logs = {req.single("stdout"), req.single("stderr")} - {None, ""}

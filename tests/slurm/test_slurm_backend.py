@@ -76,9 +76,13 @@ def test_bulk_status_of_a_mix(slurm: SlurmBackend) -> None:
     ghost.workdir.mkdir()
     (ghost.workdir / "cops-exitcode").write_text("7\n")
 
-    def mixed() -> bool:
+    def mixed() -> bool:  # every job has reached the state it is meant to be seen in
         got = slurm.status([*jobs, ghost])
-        return got[ok.id].state is JobState.COMPLETED and got[cancelled.id].state is JobState.CANCELLED
+        return (
+            got[ok.id].state is JobState.COMPLETED
+            and got[bad.id].state is JobState.FAILED
+            and got[cancelled.id].state is JobState.CANCELLED
+        )
 
     wait_for(mixed)
     got = slurm.status([*jobs, ghost])

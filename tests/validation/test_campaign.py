@@ -43,8 +43,8 @@ def test_campaign_run_resume_report(cops_home: Path, tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     again = _cli("validate-site", "run", str(campaign))
     assert again.stdout == first.stdout  # same job ids: nothing resubmitted
-    lines = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in first.stdout.splitlines()}
-    assert lines["gone"].startswith("refused: no backend named 'nosuch'")
+    sites = json.loads(first.stdout)  # JSON when piped, as every command
+    assert sites["gone"]["job"] == "" and sites["gone"]["refused"].startswith("no backend named 'nosuch'")
     for _ in range(120):
         states = json.loads(_cli("validate-site", "status", str(campaign), "--json").stdout)
         if all(s["state"] in ("completed", "failed", "cancelled", "refused") for s in states.values()):

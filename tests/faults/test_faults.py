@@ -129,7 +129,7 @@ def assert_exactly_once(rig: Rig, jobs: list[StoreJob]) -> None:
 def test_fault(backend: str, fault: str, request: pytest.FixtureRequest, cli: Cli, tmp_path: Path) -> None:
     rig: Rig = request.getfixturevalue(f"rig_{backend.replace('-', '_')}")
     if fault in rig.skips:
-        pytest.skip(rig.skips[fault])
+        pytest.skip(f"{backend}-{fault}: {rig.skips[fault]}")
     jobs: list[StoreJob] = []
     try:
         injection = rig.inject(fault)

@@ -14,6 +14,7 @@ the name a job was submitted to, so every later command reaches the same CE or c
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -74,17 +75,43 @@ class Config(BaseModel):
         return value
 
     def resource(self, name: str) -> Resource:
-        """The resource ``name``: a named one, else the type of that name with its defaults."""
-        if name in self.resources:
-            body = dict(self.resources[name])
-            kind = str(body.pop("type"))
-            settings = {**self.backends.get(kind, {}), **body}
+        """The resource ``name``: a named one (configured, or kept by a campaign that defined
+        it inline), else the type of that name with its defaults."""
+        body = self.resources.get(name) or self._kept(name)
+        if body is not None:
+            rest = dict(body)
+            kind = str(rest.pop("type"))
+            settings = {**self.backends.get(kind, {}), **rest}
             return Resource(name, kind, settings, f"resources.{name}")
         return Resource(name, name, dict(self.backends.get(name, {})), f"backends.{name}")
 
-    def add_resource(self, name: str, body: dict[str, Any]) -> None:
-        """Register a resource defined elsewhere (a campaign's inline site), for this session."""
+    @property
+    def kept_resources(self) -> Path:
+        """Resources defined outside the configuration (a campaign's inline sites), one JSON
+        file each, so that every later command reaches the jobs stored under their names."""
+        return self.home / "resources.d"
+
+    def _kept(self, name: str) -> dict[str, Any] | None:
+        path = self.kept_resources / f"{name}.json"
+        if not RESOURCE_NAME.fullmatch(name) or not path.is_file():
+            return None
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the kept resource {path}: {exc}") from None
+        return body if isinstance(body, dict) and isinstance(body.get("type"), str) else None
+
+    def add_resource(self, name: str, body: dict[str, Any], *, keep: bool = False) -> None:
+        """Register a resource defined elsewhere (a campaign's inline site) for this session,
+        and with ``keep`` for later commands too (``status``, ``cancel``, ``get``)."""
         self.resources = self._resource_names_and_types({**self.resources, name: body})
+        if keep:
+            self.kept_resources.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = self.kept_resources / f"{name}.json"
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(body, sort_keys=True, default=str), encoding="utf-8")
+            tmp.chmod(0o600)
+            tmp.replace(path)
 
     @cached_property
     def home(self) -> Path:

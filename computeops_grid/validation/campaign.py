@@ -128,10 +128,11 @@ class Campaign(_Strict):
         return site.backend or f"{self.name}.{site.name}"
 
     def register(self, config: Config) -> None:
-        """Make the inline sites' resources known to ``config`` for this session."""
+        """Make the inline sites' resources known to ``config``, and kept in the data directory
+        so that ``cops-grid status``/``cancel``/``get`` reach their jobs outside a campaign."""
         for site in self.sites:
             if site.type is not None:
-                config.add_resource(self.resource_of(site), {"type": site.type, **site.settings})
+                config.add_resource(self.resource_of(site), {"type": site.type, **site.settings}, keep=True)
 
     def site(self, name: str) -> Site:
         for site in self.sites:

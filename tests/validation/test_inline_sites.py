@@ -37,7 +37,7 @@ def test_a_site_without_type_keeps_refusing_unknown_keys() -> None:
         Site.model_validate({"name": "x", "backend": "arc", "ce": "ce.example.org"})
 
 
-def test_inline_sites_become_resources_of_the_session() -> None:
+def test_inline_sites_become_resources_kept_for_later_commands(cops_home: Path) -> None:
     campaign = load_campaign(EXAMPLE)
     config = Config()
     campaign.register(config)
@@ -45,6 +45,10 @@ def test_inline_sites_become_resources_of_the_session() -> None:
     assert names["laptop"] == "local" and names["grid-ce"] == "example.grid-ce"
     resource = config.resource(names["grid-ce-2"])
     assert (resource.type, resource.settings["ce"]) == ("arc", "arc2.example.org")
+    later = Config()  # a later command (status, cancel, get) that never read the campaign
+    assert later.resource("example.grid-ce").settings["ce"] == "arc.example.org"
+    kept = cops_home / "resources.d" / "example.grid-ce.json"
+    assert kept.stat().st_mode & 0o077 == 0
 
 
 @pytest.mark.service
@@ -57,10 +61,12 @@ def test_the_example_campaign_as_written_gives_each_site_its_own_ce(
 ) -> None:
     configure_backend(cli.home, "slurm", slurm_settings)
     monkeypatch.setenv("X509_USER_PROXY", str(good_proxy))
-    ran = cli("validate-site", "run", str(EXAMPLE), timeout=180)
+    ran = cli("validate-site", "run", str(EXAMPLE), "--json", timeout=180)
     assert ran.code == 0, ran.stderr
-    jobs = dict(line.split(maxsplit=1) for line in ran.stdout.splitlines())
-    assert list(jobs) == ["laptop", "lab-cluster", "grid-ce", "grid-ce-2"]
+    answers = ran.json()
+    assert isinstance(answers, dict)
+    assert list(answers) == ["laptop", "lab-cluster", "grid-ce", "grid-ce-2"]
+    jobs = {site: a["job"] or a["refused"] for site, a in answers.items()}
     assert "example.vo" in jobs["grid-ce-2"]  # refused: its own VO, which the proxy does not carry
     stored = {j["id"]: j for j in cli("list", "--json").json()}  # type: ignore[union-attr]
     assert {i: j["backend"] for i, j in stored.items()} == {

@@ -17,9 +17,11 @@ there exactly once, under the native id the store recorded, and will run:
 * ``killed``: SIGKILL to the client's process group once the backend has some of the
   jobs (200, in two parametric groups of 100); ``sync`` finds those, submits the others.
 
-Bulks are 10 jobs for the other faults. ARC over ``arcsub`` is slow here (about 1.4 s a
-job: it delegates and uploads job by job), so it kills a bulk of 2 x 5 and uses 3 jobs
-for the other faults (see :class:`tests.faults.rigs.ArcCliRig`).
+Bulks are 10 jobs for the other faults. ARC is slow here, so its bulks are smaller: over
+REST the kill bulk is 2 x 20 (A-REX needs minutes to work through 200 jobs and their
+kill, and the session's later ARC tests waited behind them), over ``arcsub`` 2 x 5 for
+the kill and 3 jobs for the other faults (arcsub takes about 1.4 s a job). See
+:class:`tests.faults.rigs.ArcRestRig` and :class:`tests.faults.rigs.ArcCliRig`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from computeops_grid.backends.common.tools import ToolErrors, run_tool
-from computeops_grid.errors import CredentialError, DeliveryUncertain, UsageError
+from computeops_grid.errors import CredentialError, DeliveryUncertain, ToolMissing, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,9 @@ def pick_tool(prefer: Tool | None = None) -> Tool:
         if all(shutil.which(exe) for exe in TOOLS[tool]):
             return tool
     wanted = " or ".join(TOOLS[t][1] for t in order)
-    raise CredentialError(
+    raise ToolMissing(
         f"{wanted} is not installed here",
+        backend="proxy",
         hint="install the VOMS clients (Debian: voms-clients) or the ARC client (nordugrid-arc-client)",
     )
 

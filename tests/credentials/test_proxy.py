@@ -21,7 +21,7 @@ from computeops_grid.credentials.proxy import (
     proxy_init,
     valid_seconds,
 )
-from computeops_grid.errors import CredentialError, UsageError
+from computeops_grid.errors import CredentialError, ToolMissing, UsageError
 from tests.services.voms import GridUser
 
 TOOLS: list[Tool] = ["voms", "arcproxy"]
@@ -102,9 +102,10 @@ def test_x509_user_proxy_is_the_default(monkeypatch: pytest.MonkeyPatch, proxies
 
 def test_no_tools_installed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no proxy tool on it
-    with pytest.raises(CredentialError, match="voms-proxy-info or arcproxy is not installed") as info:
+    with pytest.raises(ToolMissing, match="voms-proxy-info or arcproxy is not installed") as info:
         pick_tool()
     assert "voms-clients" in (info.value.hint or "")
+    assert info.value.exit_code == 69  # a tool to install, not a credential to renew (77)
 
 
 @pytest.mark.parametrize(

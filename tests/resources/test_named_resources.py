@@ -118,6 +118,17 @@ def test_a_bad_setting_names_the_resource(cli: Cli) -> None:
     assert "resources.lab.gpu_flag" in result.stderr
 
 
+def test_a_missing_slurm_conf_is_refused_before_anything_is_stored(cli: Cli, tmp_path: Path) -> None:
+    # sbatch itself takes about a minute to say only "Unable to process configuration file"
+    missing = tmp_path / "no-such-slurm.conf"
+    write_resources(cli, {"lab": {"type": "slurm", "slurm_conf": str(missing)}})
+    result = cli("submit", str(EXAMPLES / "hello.yaml"), "--backend", "lab")
+    assert result.code == 3, result.stderr
+    assert f"slurm_conf {missing} is not a file on this machine" in result.stderr
+    assert "nothing was submitted" in result.stderr
+    assert cli("list", "--json").json() == []
+
+
 @pytest.fixture
 def silent_ce() -> Iterator[int]:
     """A port that accepts connections and never answers (a hung CE)."""

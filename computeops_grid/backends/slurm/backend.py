@@ -48,7 +48,7 @@ from computeops_grid.backends.common.retry import with_retries
 from computeops_grid.backends.common.tools import ToolErrors, run_tool, tool_failure
 from computeops_grid.backends.slurm import script
 from computeops_grid.backends.slurm import status as st
-from computeops_grid.errors import BackendError, BackendUnavailable, CredentialError
+from computeops_grid.errors import BackendError, BackendUnavailable, ConfigError, CredentialError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
@@ -175,6 +175,18 @@ class SlurmBackend:
             self.cluster_dir = PurePosixPath(str(settings.remote_jobs_dir))
 
     # -- running the client commands ------------------------------------------------
+
+    def preflight(self, jobs: Sequence[JobRecord]) -> None:
+        """Refuse before anything is stored when this machine's Slurm client configuration
+        named by ``slurm_conf`` is missing: sbatch would spend a minute to say only that."""
+        conf = self.settings.slurm_conf
+        if self.login is None and conf and not Path(conf).is_file():
+            raise ConfigError(
+                f"slurm: slurm_conf {conf} is not a file on this machine, so sbatch cannot read "
+                "the cluster's configuration; nothing was submitted",
+                hint="fix slurm_conf in the resource's settings (the path of the cluster's "
+                "slurm.conf here), or remove it to use the default",
+            )
 
     def _run(self, tool: str, args: list[str]) -> subprocess.CompletedProcess[str]:
         exe = str(PurePosixPath(self.settings.bin_dir) / tool) if self.settings.bin_dir else tool

@@ -522,7 +522,11 @@ def resolve_image(name, image_root):
                 f"image root {image_root} is not available",
                 "check that CVMFS is mounted on this node or set --image-root",
             )
-        path = os.path.join(image_root, image_relpath(name))
+        relpath = image_relpath(name)
+        pinned = pinned_digest(name)
+        if pinned:  # docker://repo[:tag]@sha256:HEX runs that image or nothing, whatever the tag says now
+            return resolve_pinned(name, pinned, image_root, relpath)
+        path = os.path.join(image_root, relpath)
         if not os.path.isdir(path):
             raise PilotError(
                 EXIT_IMAGE_NOT_FOUND,
@@ -541,6 +545,176 @@ def resolve_image(name, image_root):
         f"image {name} not found (looked for a rootfs directory or .sif file)",
         "use docker://..., a rootfs directory or a .sif file",
     )
+
+
+def pinned_digest(name):
+    # type: (str) -> Optional[str]
+    """The hex of ``docker://...@sha256:HEX`` (checked by image_relpath), or None."""
+    at = name.rfind("@")
+    if not name.startswith("docker://") or at < 0:
+        return None
+    return name[at + 1 :].partition(":")[2]
+
+
+def resolve_pinned(name, hexdigest, image_root, relpath):
+    # type: (str, str, str, str) -> Image
+    """A digest-pinned name: the flat root filesystem ``.flat/<hh>/<hex>`` (the image config
+    digest, DUCC's name for it), else DUCC's digest-only public name when it leads to that same
+    directory. Never the tag's current image: a digest that is gone is an image not found."""
+    flat_dir = os.path.join(image_root, FLAT_DIR, hexdigest[:2], hexdigest)
+    if os.path.isdir(flat_dir):
+        return Image(name, os.path.realpath(flat_dir), "dir")
+    public = os.path.join(image_root, relpath)
+    if relpath.endswith(":sha256:" + hexdigest) and os.path.isdir(public):
+        return Image(name, os.path.realpath(public), "dir")
+    raise PilotError(
+        EXIT_IMAGE_NOT_FOUND,
+        f"image {name}: digest sha256:{hexdigest} is not under {image_root} (no {FLAT_DIR}/"
+        f"{hexdigest[:2]}/{hexdigest}); another image is never run in its place",
+        "publish that image again, or resubmit without --same-image to run what the tag names now",
+    )
+
+
+# ----------------------------------------------------------------------------- provenance
+
+FLAT_DIR = ".flat"  # DUCC: <image root>/.flat/<hh>/<config digest hex>, the image's flat rootfs
+
+
+def image_digest(image):
+    # type: (Image) -> Tuple[Optional[str], str]
+    """(``sha256:<hex>``, how it was found) for the image that runs: a DUCC flat directory's
+    name (the config digest, what ``docker images`` calls the image id), a .sif's sha256; a plain
+    rootfs directory has none (hashing a tree per job costs too much)."""
+    if image.kind == "sif":
+        import hashlib
+
+        sha = hashlib.sha256()
+        with open(image.path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+        return "sha256:" + sha.hexdigest(), "sif-sha256"
+    base = os.path.basename(image.path)
+    parent = os.path.dirname(image.path)
+    in_flat = os.path.basename(os.path.dirname(parent)) == FLAT_DIR and os.path.basename(parent) == base[:2]
+    if in_flat and _digest_ok("sha256:" + base):
+        return "sha256:" + base, "flat-directory"
+    return None, "rootfs-directory"
+
+
+def read_text(path, limit=1 << 16):
+    # type: (str, int) -> str
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def node_facts():
+    # type: () -> Dict[str, Any]
+    """Where the payload ran: host name, OS, kernel, CPU model, GPUs seen (file reads only)."""
+    uname = os.uname()
+    os_name = ""
+    for line in read_text("/etc/os-release").splitlines():
+        key, _, value = line.partition("=")
+        if key == "PRETTY_NAME":
+            os_name = value.strip().strip('"')
+    cpu = ""
+    for line in read_text("/proc/cpuinfo", 1 << 14).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "cpu model"):
+            cpu = value.strip()
+            break
+    gpus = []  # type: List[str]
+    models = os.path.join("/proc", "driver", "nvidia", "gpus")
+    for bus in sorted(os.listdir(models)) if os.path.isdir(models) else []:
+        for line in read_text(os.path.join(models, bus, "information")).splitlines():
+            if line.startswith("Model:"):
+                gpus.append(line.partition(":")[2].strip() + " (" + bus + ")")
+    return {
+        "hostname": uname[1],
+        "os": os_name,
+        "kernel": uname[2],
+        "arch": uname[4],
+        "cpu_model": cpu,
+        "cpus": os.cpu_count(),
+        "gpus": gpus,
+        "gpu_devices": gpu_devices(),
+    }
+
+
+def runtime_version(rt, binary, cache_dir):
+    # type: (Runtime, str, Optional[str]) -> str
+    """``NAME X.Y.Z``: the first version number ``BINARY --version`` prints, cached per node by
+    binary path and mtime (a warm run starts no process for it)."""
+    try:
+        key = flat("{}|{}|{}".format(__version__, binary, os.stat(binary).st_mtime))
+    except OSError:
+        return ""
+    path = os.path.join(cache_dir, "versions.tsv") if cache_dir else None
+    known = {}  # type: Dict[str, str]
+    for line in read_text(path).splitlines() if path else []:
+        name, tab, value = line.partition("\t")
+        if tab:
+            known[name] = value
+    if key in known:
+        return known[key]
+    import subprocess
+
+    env = host_env_for_runtime({})
+    env.setdefault("USER", "cops-pilot")  # ch-run refuses to start without one
+    try:
+        proc = subprocess.run(
+            [binary, "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=PROBE_TIMEOUT,
+            env=env,
+        )
+        text = proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    import re
+
+    found = re.search(r"[0-9]+\.[0-9]+[0-9A-Za-z.+~-]*", text)
+    known[key] = version = flat(f"{rt.name} {found.group(0)}")[:200] if found else ""
+    if path:
+        tmp = os.path.join(cache_dir or "", f".versions-{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            write_private(tmp, "".join(k + "\t" + v + "\n" for k, v in sorted(known.items())))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log("runtime version cache not written: %s", exc)
+    return version
+
+
+def children_usage(before):
+    # type: (Any) -> Dict[str, Any]
+    """CPU seconds of the payload's processes (os.times() since ``before``) and their maximum
+    resident memory. Read after the payload ended, so importing resource costs it nothing."""
+    now = os.times()
+    usage = {
+        "cpu_user_s": round(now[2] - before[2], 3),
+        "cpu_system_s": round(now[3] - before[3], 3),
+    }  # type: Dict[str, Any]
+    try:
+        import resource
+
+        usage["max_rss_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    except (ImportError, OSError):
+        usage["max_rss_kib"] = None
+    return usage
+
+
+def refusals(attempts):
+    # type: (List[Dict[str, Any]]) -> Dict[str, str]
+    """Why each runtime that did not run the payload was passed over."""
+    return {
+        a["name"]: "{}{}".format(a["status"], ": " + a["reason"] if a["reason"] else "")
+        for a in attempts
+        if a["status"] != "ok"
+    }
 
 
 # ----------------------------------------------------------------------------- launch
@@ -1085,6 +1259,7 @@ class Docker(Runtime):
     binaries = ("docker",)
     start_error = r"^docker: |^Error response from daemon|^Cannot connect to the Docker daemon"
     cache_repo = "cops-grid-rootfs"
+    engine_ref = None  # type: Optional[str]  # what the last build ran, for the report
     client_env = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")
 
     def mode(self, binary):
@@ -1110,6 +1285,20 @@ class Docker(Runtime):
 
         cmd = [binary, "image", "inspect", "--format", "{{.Id}}", ref]
         return subprocess.call(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+    def image_id(self, binary, ref):
+        # type: (str, str) -> Optional[str]
+        """The engine's id (``sha256:...``) of the image it runs as ``ref``, for the report."""
+        import subprocess
+
+        cmd = [binary, "image", "inspect", "--format", "{{.Id}}", ref]
+        try:
+            proc = subprocess.run(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=PROBE_TIMEOUT
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout.decode("utf-8", "replace").strip() or None if proc.returncode == 0 else None
 
     def digest(self, rootfs):
         # type: (str) -> str
@@ -1167,6 +1356,7 @@ class Docker(Runtime):
     def build(self, launch, binary):
         # type: (Launch, str) -> Tuple[List[str], Dict[str, str]]
         image = self.engine_image(launch, binary)
+        self.engine_ref = image  # the report records its engine id
         argv = [binary, "run", "--rm", "--network", "host", "--workdir", CONTAINER_WORKDIR]
         if os.geteuid() != 0:
             argv += ["--user", f"{os.getuid()}:{os.getgid()}"]
@@ -1926,10 +2116,13 @@ class Job:
         self.started = time.time()
         self.report = {
             "version": __version__,
+            "wrapper_version": __version__,
             "started_at": self.started,
             "hostname": os.uname()[1],
+            "node": node_facts(),
             "uid": os.geteuid(),
             "image": args.image,
+            "image_digest": None,
             "command": args.command,
             "runtime": None,
             "attempts": [],
@@ -1955,6 +2148,7 @@ class Job:
         self.report["image_root"] = image_root
         image = resolve_image(args.image, image_root)
         self.report["image_path"] = image.path
+        self.report["image_digest"], self.report["image_digest_source"] = image_digest(image)
         order = split_list(args.runtime) if args.runtime else settings.order()
         self.report["order"] = order
         self.report["order_source"] = "--runtime" if args.runtime else settings.runtimes_source
@@ -2036,6 +2230,8 @@ class Job:
         log("chosen: %s", self.report["why"])
         self.report["argv"] = argv
         self.report["breadcrumbs"] = ";".join(crumbs(self.report["attempts"]))
+        self.report["refused"] = refusals(self.report["attempts"])
+        self.record_runtime(rt, attempt)
         if self.args.dry_run:
             sys.stdout.write("runtime: {}\n".format(self.report["runtime"]))
             sys.stdout.write("argv: {}\n".format(" ".join(quote(a) for a in argv)))
@@ -2045,13 +2241,18 @@ class Job:
             return 0
         started = time.time()
         self.report["timings"] = {"setup_s": round(started - self.started, 4)}
+        self.report["payload_started_at"] = started
+        before = os.times()
         try:
             outcome = execute(argv, env, self.report["workdir"])
         except OSError as exc:
             if rt is not None:
                 raise
             return self.not_started(argv[0], exc)
-        self.report["timings"]["payload_s"] = round(time.time() - started, 4)
+        ended = time.time()
+        self.report["timings"]["payload_s"] = round(ended - started, 4)
+        self.report["payload_ended_at"] = ended
+        self.report["usage"] = dict(children_usage(before), wall_s=round(ended - started, 4))
         failure = rt.start_failure(outcome.returncode, outcome.stderr_tail) if rt else None
         if failure and attempt is not None:
             attempt.status, attempt.reason = "start-failed", failure
@@ -2062,6 +2263,19 @@ class Job:
         self.report["signal"] = signum
         self.report["wrapper_exit_reason"] = "payload-signal" if signum else "payload"
         return code
+
+    def record_runtime(self, rt, attempt):
+        # type: (Optional[Runtime], Optional[Attempt]) -> None
+        """The runtime's version (cached per node) and, for an engine, the image id it ran."""
+        binary = attempt.binary if attempt else None
+        version = ""
+        if rt is not None and binary:
+            cache_dir = ProbeCache.choose_dir(self.settings.cache_dir, os.environ)
+            version = runtime_version(rt, binary, cache_dir)
+        self.report["runtime_version"] = version
+        engine_ref = getattr(rt, "engine_ref", None)
+        if engine_ref and binary and isinstance(rt, Docker):
+            self.report["engine_image"] = {"ref": engine_ref, "id": rt.image_id(binary, engine_ref)}
 
     def not_started(self, command, exc):
         # type: (str, OSError) -> int
@@ -2087,7 +2301,8 @@ class Job:
         # type: () -> None
         if not self.report_path:
             return
-        self.report.setdefault("timings", {})["total_s"] = round(time.time() - self.started, 4)
+        self.report["ended_at"] = time.time()
+        self.report.setdefault("timings", {})["total_s"] = round(self.report["ended_at"] - self.started, 4)
         try:
             tmp = self.report_path + ".tmp"
             write_private(tmp, to_json(self.report, indent=1) + "\n")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -39,5 +39,18 @@ MIGRATIONS: dict[int, list[str]] = {
             message TEXT NOT NULL DEFAULT ''
         )""",
         "CREATE INDEX history_job ON history (job_id)",
+    ],
+    # 2: provenance, what actually ran (jobs/provenance.py): the wrapper's whole report in its own
+    # table, and the columns `list` shows and filters on next to the job
+    2: [
+        "ALTER TABLE jobs ADD COLUMN image_digest TEXT",
+        "ALTER TABLE jobs ADD COLUMN runtime TEXT",
+        "ALTER TABLE jobs ADD COLUMN node TEXT",
+        "CREATE INDEX jobs_image_digest ON jobs (image_digest)",
+        """CREATE TABLE provenance (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id),
+            report TEXT NOT NULL,
+            recorded REAL NOT NULL
+        )""",
     ],
 }

@@ -36,7 +36,10 @@ _COLUMNS = (
     "id, name, backend, state, native_id, bulk_id, idx, parent_id, exit_code, message, "
     "source, workdir, params, spec, created, updated"
 )
-_SUMMARY_COLUMNS = "id, name, backend, state, native_id, bulk_id, idx, exit_code, message, created, updated"
+_SUMMARY_COLUMNS = (
+    "id, name, backend, state, native_id, bulk_id, idx, exit_code, message, created, updated, "
+    "image_digest, runtime, node"
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class JobSummary:
     message: str
     created: float
     updated: float
+    image_digest: str | None = None  # provenance: what ran (set once the wrapper's report is back)
+    runtime: str | None = None
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,7 @@ class JobStore:
             for chunk in _chunks(ids, 500):
                 marks = ",".join("?" * len(chunk))
                 db.execute(f"DELETE FROM history WHERE job_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM provenance WHERE job_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
 
     # -- reading ----------------------------------------------------------------
@@ -319,16 +326,48 @@ class JobStore:
         return [_record(r) for r in rows]
 
     def summaries(
-        self, *, states: Iterable[JobState] = (), backend: str | None = None, limit: int | None = None
+        self,
+        *,
+        states: Iterable[JobState] = (),
+        backend: str | None = None,
+        limit: int | None = None,
+        image_digest: str | None = None,
     ) -> list[JobSummary]:
+        """Listing rows; ``image_digest`` (``sha256:<hex>``, or a prefix of it) keeps the jobs
+        that ran that image."""
         query, args = _filter(states, backend)
+        if image_digest is not None:
+            query += (" AND " if query else " WHERE ") + "image_digest >= ? AND image_digest < ?"
+            args += [image_digest, image_digest + "\U0010ffff"]
         sql = f"SELECT {_SUMMARY_COLUMNS} FROM jobs{query} ORDER BY created, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [
-            JobSummary(r[0], r[1], r[2], JobState(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10])
-            for r in self._db.execute(sql, args)
-        ]
+        return [JobSummary(r[0], r[1], r[2], JobState(r[3]), *r[4:]) for r in self._db.execute(sql, args)]
+
+    # -- provenance (what ran; see logic/provenance.py) ----------------------------
+    def set_provenance(
+        self,
+        job_id: str,
+        report: dict[str, object],
+        *,
+        digest: str | None,
+        runtime: str | None,
+        node: str | None,
+    ) -> None:
+        """Keep the wrapper's report (whole: sections this version does not know are kept too)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO provenance (job_id, report, recorded) VALUES (?, ?, ?)",
+                (job_id, json.dumps(report, sort_keys=True), time.time()),
+            )
+            db.execute(
+                "UPDATE jobs SET image_digest=?, runtime=?, node=? WHERE id=?",
+                (digest, runtime, node, job_id),
+            )
+
+    def provenance(self, job_id: str) -> dict[str, object] | None:
+        row = self._db.execute("SELECT report FROM provenance WHERE job_id=?", (job_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def owners(self, ids: Sequence[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = {}

@@ -18,13 +18,12 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from computeops_grid.errors import ConfigError
 
@@ -113,9 +112,14 @@ class Config(BaseModel):
             tmp.chmod(0o600)
             tmp.replace(path)
 
-    @cached_property
+    _home: Path | None = PrivateAttr(default=None)
+
+    @property
     def home(self) -> Path:
-        return home_dir()
+        """``COPS_GRID_HOME`` as it was when first asked, or the home given to :func:`load_config`."""
+        if self._home is None:
+            self._home = home_dir()
+        return self._home
 
     @property
     def store_path(self) -> Path:
@@ -130,7 +134,12 @@ class Config(BaseModel):
         return self.image_root or self.home / "images"
 
 
-def config_path() -> Path | None:
+def config_path(home: Path | None = None) -> Path | None:
+    """The configuration file; with ``home`` given (a Python client's own), only
+    ``home/config.yaml``: the environment is not read."""
+    if home is not None:
+        own = home / "config.yaml"
+        return own if own.is_file() else None
     env = os.environ.get("COPS_GRID_CONFIG")
     if env:
         return Path(env)
@@ -143,8 +152,16 @@ def config_path() -> Path | None:
     return None
 
 
-def load_config() -> Config:
-    path = config_path()
+def load_config(path: Path | None = None, *, home: Path | None = None) -> Config:
+    """The configuration from ``path`` (default: :func:`config_path`); ``home`` pins the data
+    directory instead of ``COPS_GRID_HOME`` (two clients in one process, each its own)."""
+    config = _read_config(path or config_path(home))
+    if home is not None:
+        config._home = home
+    return config
+
+
+def _read_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     try:

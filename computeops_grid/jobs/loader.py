@@ -107,24 +107,43 @@ def _validate(data: Any, node: yaml.Node, path: str, prefix: tuple[str | int, ..
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        # in a union (parameters: list | range) prefer the error that explains a value
-        err = next((e for e in errors if e["type"] == "value_error"), errors[0])
-        loc = tuple(
-            p
-            for p in err["loc"]
-            if not (isinstance(p, str) and p.startswith(("function-", "list[", "dict[", "union[")))
-        )
-        # pydantic adds union member names ("list[...]", "RangeSpec") to locations; drop them
-        loc = tuple(p for p in loc if p not in {"RangeSpec", "str", "int", "float"})
+        loc, reason = _located(exc)
         line = _node_at(node, loc).start_mark.line + 1
         field = ".".join(str(p) for p in (*prefix, *loc))
-        reason = _explain(err)
-        if loc[:1] == ("parameters",) and err["type"] != "value_error":
-            reason = "must be a non-empty list of values or a range {start, stop[, step]}"
-            if len(loc) < 2 or not isinstance(loc[1], str):  # the whole field, or a row
-                reason = "must map names to lists or ranges, or be a list of rows {name: value, ...}"
         raise JobFileError(reason, path=path, line=line, field=field) from None
+
+
+def validate_spec(data: Any, where: str = "") -> JobSpec:
+    """A job given as a mapping (built in code): errors name ``where`` and the dotted field."""
+    if isinstance(data, JobSpec):
+        return data
+    if not isinstance(data, dict):
+        raise JobFileError(f"a job must be a mapping of fields, got {type(data).__name__}", path=where)
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        loc, reason = _located(exc)
+        raise JobFileError(reason, path=where, field=".".join(str(p) for p in loc)) from None
+
+
+def _located(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
+    """The field (a path through the job) and the reason of a validation error."""
+    errors = exc.errors()
+    # in a union (parameters: list | range) prefer the error that explains a value
+    err = next((e for e in errors if e["type"] == "value_error"), errors[0])
+    loc = tuple(
+        p
+        for p in err["loc"]
+        if not (isinstance(p, str) and p.startswith(("function-", "list[", "dict[", "union[")))
+    )
+    # pydantic adds union member names ("list[...]", "RangeSpec") to locations; drop them
+    loc = tuple(p for p in loc if p not in {"RangeSpec", "str", "int", "float"})
+    reason = _explain(err)
+    if loc[:1] == ("parameters",) and err["type"] != "value_error":
+        reason = "must be a non-empty list of values or a range {start, stop[, step]}"
+        if len(loc) < 2 or not isinstance(loc[1], str):  # the whole field, or a row
+            reason = "must map names to lists or ranges, or be a list of rows {name: value, ...}"
+    return loc, reason
 
 
 def _job_nodes(doc: yaml.Node, data: Any, path: str) -> list[tuple[yaml.Node, Any, tuple[str | int, ...]]]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from computeops_grid.backends.base import Backend, SubmitResult, SupportsPreflight
 from computeops_grid.errors import BackendError, CredentialError, Delivery, ToolMissing, UsageError
 from computeops_grid.jobs.formats.common import ReadOptions
-from computeops_grid.jobs.loader import load_jobs
+from computeops_grid.jobs.loader import ExpandedJob, load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.jobs.store import Change
@@ -58,10 +58,18 @@ def records_from_files(
     ``image`` is for native descriptions naming none; ``notes`` (when given) receives what
     native descriptions hold that the jobs do not carry (site options are kept for ``backend``).
     """
+    target = session.config.resource(backend or session.config.default_backend).type
+    return records_from_jobs(
+        session, load_jobs(list(paths), ReadOptions(image=image, target=target), notes), backend
+    )
+
+
+def records_from_jobs(session: Session, jobs: Iterable[ExpandedJob], backend: str | None) -> list[JobRecord]:
+    """Records with fresh ids for expanded jobs (a parametric group shares one bulk id); a job
+    built in code has no source file: its relative inputs are taken from the working directory."""
     records = []
     groups: dict[tuple[str, str], str] = {}
-    target = session.config.resource(backend or session.config.default_backend).type
-    for job in load_jobs(list(paths), ReadOptions(image=image, target=target), notes):
+    for job in jobs:
         bulk_id = None
         if job.params:
             bulk_id = groups.setdefault((job.source, job.group), new_id())
@@ -69,7 +77,7 @@ def records_from_files(
         records.append(
             JobRecord(
                 id=new_id(), spec=job.spec, backend=name, bulk_id=bulk_id, index=job.index,
-                source=str(Path(job.source).resolve()), params=job.params,
+                source=str(Path(job.source).resolve()) if job.source else "", params=job.params,
             )
         )  # fmt: skip
     return records

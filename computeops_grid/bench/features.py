@@ -228,6 +228,9 @@ def simd_flags(adapter: Adapter, work: Path) -> str:
 
 
 def gpu_method(adapter: Adapter, work: Path) -> str:
+    own = getattr(adapter.runtime, "gpu_method", "")  # a study adapter that puts it in a config file
+    if own:
+        return str(own) + ("" if adapter.pilot.gpu_devices() else " (no /dev/nvidia* on this machine)")
     plain, _ = adapter.launch(["/bin/true"], work)
     again, _ = adapter.launch(["/bin/true"], work)
     gpu, _ = adapter.launch(["/bin/true"], work, gpu=True)

@@ -20,6 +20,7 @@ from typing import Any
 from computeops_grid.bench import features, report, rootless, workloads
 from computeops_grid.bench.docker_setup import docker_for_study
 from computeops_grid.bench.image import build_image
+from computeops_grid.bench.lxc import lxd_for_study
 from computeops_grid.bench.results import Measurement, Row, Study, WorkloadInfo, summary_rows
 from computeops_grid.bench.runner import Plan, run_study
 from computeops_grid.bench.runtimes import BASELINE, discover, load_pilot
@@ -60,7 +61,10 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
     work = Path(tempfile.mkdtemp(prefix="cops-bench-", dir=out))
     try:
         wanted = "docker" in options.runtimes and "docker" in load_pilot().RUNTIMES
-        with docker_for_study(wanted) as docker_note:
+        with (
+            docker_for_study(wanted) as docker_note,
+            lxd_for_study("lxd" in options.runtimes, image.rootfs) as lxd_note,
+        ):
             scratch = work / "scratch"
             scratch.mkdir()
             systems, infos, adapters = discover(options.runtimes, image.rootfs, scratch, work)
@@ -71,6 +75,7 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
             feature_rows = []
             if options.with_features:
                 feature_rows = features.matrix(adapters, scratch, options.rootless_user)
+            runtime_notes = [a.runtime.note() for a in adapters.values() if hasattr(a.runtime, "note")]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     study = Study(
@@ -82,7 +87,7 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
         measurements=measurements,
         features=feature_rows,
         environment={**_environment(image.best_level, options), "GPU": image.gpu.description},
-        notes=[n for n in (docker_note,) if n],
+        notes=[n for n in (docker_note, lxd_note, *runtime_notes) if n],
     )
     return report.write(study, out, conclude(study))
 

@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from computeops_grid import worker
+from computeops_grid.bench.lxc import STUDY_RUNTIMES
 from computeops_grid.bench.results import SystemInfo
 from computeops_grid.bench.runner import System
 from computeops_grid.bench.workloads import Paths
@@ -52,12 +53,21 @@ DEFAULT_RUNTIMES = (
 SAME_CLI_AS = {"crun": "runc"}
 # binaries that tell whether a runtime without an adapter is at least installed
 BINARIES = {"lxc": "lxc-execute", "lxd": "lxd", "shifter": "shifter", "rkt": "rkt", "docker": "dockerd"}
+# what the study found about runtimes that cannot be installed here (apt lists of bookworm, trixie,
+# sid and experimental, main/contrib/non-free, looked up 2026-12-06 with the private-list method of
+# shared/notes/apptainer-htcondor-from-debian.md)
+NOT_PACKAGED = {
+    "rkt": "no Debian package in bookworm, trixie, sid or experimental; upstream rkt ended in 2020 "
+    "(github.com/rkt/rkt archived, read-only)",
+    "shifter": "no Debian package in bookworm, trixie, sid or experimental; Shifter is built from "
+    "source by the HPC centres that run it, with its image gateway",
+}
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
 CONTAINER_SCRATCH = "/srv"  # the wrapper binds the job's work directory there
 PROBE_TIMEOUT = 60.0
 VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
 # where a daemon-based runtime's client finds its daemon: the study may have started its own
-DAEMON_ENV = ("DOCKER_HOST",)
+DAEMON_ENV = ("DOCKER_HOST", "LXD_DIR")
 
 
 class RuntimeSetupError(CopsError):
@@ -158,9 +168,15 @@ def _path_env() -> str:
 def locate(pilot: ModuleType, name: str) -> tuple[Any | None, str | None, str]:
     """(adapter, binary, why-not) for ``name``; why-not is empty when both were found."""
     adapter_name = SAME_CLI_AS.get(name, name)
+    if adapter_name not in pilot.RUNTIMES and name in STUDY_RUNTIMES:
+        study = STUDY_RUNTIMES[name]()  # the study's own adapter (bench/lxc.py)
+        binary = study.locate(_path_env())
+        return study, binary, "" if binary else f"{'/'.join(study.binaries)} not found on PATH"
     if adapter_name not in pilot.RUNTIMES:
         binary = shutil.which(BINARIES.get(name, name), path=_path_env())
         found = f"{binary} is installed" if binary else f"{BINARIES.get(name, name)} not found on PATH"
+        if name in NOT_PACKAGED and not binary:
+            found += f" ({NOT_PACKAGED[name]})"
         return None, binary, f"no {name} adapter in the pilot wrapper; {found}"
     runtime = pilot.runtime(adapter_name)
     if name in SAME_CLI_AS:

@@ -6,7 +6,7 @@ See :class:`~computeops_grid.api.client.Client`; the records it returns are thos
 
 from computeops_grid.api.client import Client, Prepared
 from computeops_grid.api.records import CancelInfo, JobInfo, failed, final
-from computeops_grid.api.results import Cancellation, Submission
+from computeops_grid.api.results import Cancellation, Repair, Submission
 from computeops_grid.jobs.model import JobSpec
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "JobInfo",
     "JobSpec",
     "Prepared",
+    "Repair",
     "Submission",
     "failed",
     "final",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar, Union
 
 from computeops_grid.api.records import CancelInfo, JobInfo, job_info
-from computeops_grid.api.results import Cancellation, Submission
+from computeops_grid.api.results import Cancellation, Repair, Submission
 from computeops_grid.config import Config, load_config
 from computeops_grid.errors import JobsFailed
 from computeops_grid.jobs.formats.common import ReadOptions
@@ -164,8 +164,7 @@ class Client:
         with self._session() as session:
             ids = self._resolve(session, refs)
             report = submit_logic.resubmit(session, ids, _counter(progress, len(ids)))
-            touched = [*report.submitted, *report.failed, *report.retryable, *report.unknown]
-            records = session.store.get_many(touched)
+            records = session.store.get_many(_touched(report))
         return _checked(_submission(report, records, []), check)
 
     # -- following --------------------------------------------------------------------------
@@ -241,17 +240,14 @@ class Client:
         errors = list(dict.fromkeys(report.errors.values()))
         return _checked(Cancellation(jobs, reasons, errors), check)
 
-    def sync(self, *, progress: SubmitProgress | None = None) -> dict[str, int]:
+    def sync(self, *, progress: SubmitProgress | None = None) -> Repair:
         """Repair after a crash: find jobs stuck ``submitting`` on their backend (never
-        submitting twice), submit jobs left ``new``, refresh active jobs. Returns counts."""
+        submitting twice), submit jobs left ``new``, refresh active jobs."""
         with self._session() as session:
             pending = len(session.store.ids(states=[JobState.NEW]))
             report = sync_logic(session, _counter(progress, pending))
-        return {
-            "found": len(report.found), "reset": len(report.reset),
-            "still_unknown": len(report.still_unknown), "submitted": len(report.submit.submitted),
-            "failed": len(report.submit.failed), "retryable": len(report.submit.retryable),
-        }  # fmt: skip
+            submit = _submission(report.submit, session.store.get_many(_touched(report.submit)), [])
+        return Repair(list(report.found), list(report.reset), list(report.still_unknown), submit)
 
     def backends(self, *, timeout: float = PROBE_SECONDS) -> list[dict[str, Any]]:
         """Every resource and backend type: whether it answers, its credential, capabilities."""
@@ -270,6 +266,10 @@ def _counter(progress: SubmitProgress | None, total: int) -> Callable[[int], Non
         progress(done, total)
 
     return advance
+
+
+def _touched(report: submit_logic.SubmitReport) -> list[str]:
+    return [*report.submitted, *report.failed, *report.retryable, *report.unknown]
 
 
 def _submission(report: submit_logic.SubmitReport, records: list[JobRecord], notes: list[str]) -> Submission:

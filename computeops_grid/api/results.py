@@ -94,3 +94,22 @@ class Cancellation:
                 hint="`cops-grid status ID...` shows when they end; cancelling again is safe",
             )
         return None
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What ``sync`` did: jobs stuck ``submitting`` found on their backend (``found``) or
+    not (``reset`` to ``new``, then submitted with the others in ``submit``), or not
+    looked up because their backend did not answer (``still_unknown``)."""
+
+    found: list[str]
+    reset: list[str]
+    still_unknown: list[str]
+    submit: Submission
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "found": len(self.found), "reset": len(self.reset), "still_unknown": len(self.still_unknown),
+            "submitted": len(self.submit.submitted), "failed": len(self.submit.failed),
+            "retryable": len(self.submit.retryable),
+        }  # fmt: skip

@@ -9,28 +9,20 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from computeops_grid.api.client import Client
+from computeops_grid.api.records import CancelInfo, JobInfo, failed, final
+from computeops_grid.api.results import Cancellation, Submission
 from computeops_grid.cli import convert as convert_cli
 from computeops_grid.cli import output
-from computeops_grid.errors import (
-    BackendRejected,
-    BackendUnavailable,
-    CancelUnconfirmed,
-    DeliveryUncertain,
-    JobsFailed,
-    ToolMissing,
-)
-from computeops_grid.jobs.record import JobRecord
+from computeops_grid.errors import JobsFailed
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic import follow
-from computeops_grid.logic import submit as submit_logic
-from computeops_grid.logic.backends import PROBE_SECONDS, backend_overview
-from computeops_grid.logic.session import Session
-from computeops_grid.logic.sync import sync as sync_logic
+from computeops_grid.logic.backends import PROBE_SECONDS
 
 JSON = typer.Option(False, "--json", help="Print JSON (the default when stdout is not a terminal).")
 
 
-def _report_submit(report: submit_logic.SubmitReport) -> None:
+def _report_submit(report: Submission) -> None:
     for job_id, why in report.failed.items():
         output.info(f"[red]refused[/] {job_id}: {why}")
     for job_id, why in report.retryable.items():
@@ -41,23 +33,23 @@ def _report_submit(report: submit_logic.SubmitReport) -> None:
         output.info(f"[yellow]{len(report.unknown)} job(s) in an unknown state: run `cops-grid sync`[/]")
 
 
-def _wait_and_show(session: Session, ids: list[str], show_output: bool) -> None:
+def _wait_and_show(client: Client, ids: list[str], show_output: bool) -> None:
     with output.progress_bar("waiting", len(ids)) as bar:
         task = bar.task_ids[0]
 
-        def tick(records: list[JobRecord]) -> None:
-            bar.update(task, completed=sum(r.state.final for r in records))
+        def tick(records: list[JobInfo]) -> None:
+            bar.update(task, completed=sum(final(r) for r in records))
 
-        records = follow.wait(session, ids, progress=tick)
+        records = client.wait(ids, progress=tick)
     if show_output:
         for rec in records:
             if len(records) > 1:
-                output.info(f"[bold]== {rec.id} {rec.name} ({rec.state})[/]")
-            output.raw(follow.logs(session, rec.id))
-    bad = [r for r in records if r.state in (JobState.FAILED, JobState.CANCELLED)]
+                output.info(f"[bold]== {rec['id']} {rec['name']} ({rec['state']})[/]")
+            output.raw(client.logs(rec["id"]))
+    bad = [r for r in records if failed(r)]
     if bad:
         for rec in bad:
-            output.info(f"[red]{rec.state}[/] {rec.id} {rec.name}: {rec.message}")
+            output.info(f"[red]{rec['state']}[/] {rec['id']} {rec['name']}: {rec['message']}")
         raise JobsFailed(f"{len(bad)} of {len(records)} job(s) did not complete")
 
 
@@ -82,41 +74,28 @@ def submit(
     its content); what it holds that the job does not carry is listed on stderr, with its line
     (`cops-grid convert FILE` shows the job as YAML).
     """
-    with Session.open() as session:
-        notes: list[str] = []
-        records = submit_logic.records_from_files(files, session, backend, image=image, notes=notes)
-        for note in notes:
+    with Client() as client:
+        prepared = client.load(files, backend=backend, image=image)
+        for note in prepared.notes:
             output.err.print(f"note: {note}", markup=False)
         if dry_run:
-            output.out.print(submit_logic.describe(session, records), end="", markup=False)
+            output.out.print(client.describe(prepared), end="", markup=False)
             return
-        with output.progress_bar("submitting", len(records)) as bar:
-            report = submit_logic.submit_records(session, records, lambda n: bar.advance(bar.task_ids[0], n))
+        with output.progress_bar("submitting", len(prepared)) as bar:
+            report = client.submit(
+                prepared, progress=lambda done, _: bar.update(bar.task_ids[0], completed=done), check=False
+            )
         _report_submit(report)
         if json_out:
-            output.print_json([output.job_dict(r) for r in session.store.get_many([r.id for r in records])])
+            output.print_json(report.jobs)
         else:
             for rec_id in report.submitted:
                 output.out.print(rec_id)
-        if report.unknown:
-            raise DeliveryUncertain(
-                f"{len(report.unknown)} job(s) may have reached the backend, but no reply came back",
-                hint="nothing is sent again blindly: `cops-grid sync` finds them on the backend "
-                "(or submits those it does not find)",
-            )
-        if report.retryable:
-            unsent = ToolMissing if report.tool_missing else BackendUnavailable
-            raise unsent(
-                f"{len(report.retryable)} job(s) were not sent: {next(iter(report.retryable.values()))}",
-                hint="they are kept in the store: `cops-grid resubmit ID...` or `cops-grid sync`",
-            )
-        if report.failed and not report.submitted:
-            raise BackendRejected(
-                f"no job was accepted: {next(iter(report.failed.values()))}",
-                hint="fix the job or the backend settings, then `cops-grid resubmit ID...`",
-            )
+        error = report.error()
+        if error is not None:
+            raise error
         if wait:
-            _wait_and_show(session, report.submitted, show_output=len(report.submitted) <= 10)
+            _wait_and_show(client, report.submitted, show_output=len(report.submitted) <= 10)
 
 
 def status(
@@ -124,12 +103,11 @@ def status(
     json_out: bool = JSON,
 ) -> None:
     """Refresh and show the state of jobs from their backends."""
-    with Session.open() as session:
-        records = follow.refresh(session, session.store.resolve(ids) if ids else None)
-        if output.want_json(json_out):
-            output.print_json([output.job_dict(r) for r in records])
-        else:
-            output.jobs_table(records)
+    records = Client().status(ids or None)
+    if output.want_json(json_out):
+        output.print_json(records)
+    else:
+        output.jobs_table(records)
 
 
 def list_jobs(
@@ -139,18 +117,16 @@ def list_jobs(
     json_out: bool = JSON,
 ) -> None:
     """List jobs from the local store (no backend is contacted; see `status`)."""
-    with Session.open() as session:
-        rows = session.store.summaries(states=state, backend=backend, limit=limit)
-        if output.want_json(json_out):
-            output.print_json([output.job_dict(r) for r in rows])
-        else:
-            output.jobs_table(rows)
+    rows = Client().jobs(states=state, backend=backend, limit=limit)
+    if output.want_json(json_out):
+        output.print_json(rows)
+    else:
+        output.jobs_table(rows)
 
 
 def logs(job_id: str = typer.Argument(..., help="Job id or unique prefix.")) -> None:
     """Print a job's stdout and stderr."""
-    with Session.open() as session:
-        output.raw(follow.logs(session, session.store.resolve([job_id])[0]))
+    output.raw(Client().logs(job_id))
 
 
 def get(
@@ -159,9 +135,8 @@ def get(
     json_out: bool = JSON,
 ) -> None:
     """Fetch a job's declared output files, stdout, stderr and wrapper report."""
-    with Session.open() as session:
-        full = session.store.resolve([job_id])[0]
-        files = follow.outputs(session, full, out_dir or Path(full))
+    with Client() as client:
+        files = client.outputs(job_id, out_dir)
         if json_out:
             output.print_json([str(f) for f in files])
         else:
@@ -185,46 +160,32 @@ def cancel(
     `cops-grid status` shows when it ends); 74 the backend refused to stop a job; 75, 76
     or 77 the backend was not reached (the jobs' states are unchanged).
     """
-    with Session.open() as session:
-        report = follow.cancel(session, session.store.resolve(ids), confirm_timeout=confirm_wait)
+    report = Client().cancel(ids, confirm_wait=confirm_wait, check=False)
     if json_out:
-        output.print_json([{**output.job_dict(r), "outcome": report.outcome(r.id)} for r in report.records])
+        output.print_json(report.jobs)
     else:
-        for rec in report.records:
+        for rec in report.jobs:
             output.out.print(_cancel_line(rec, report), markup=False)
-    _cancel_exit(report)
+    unreached = report.of("error")
+    if unreached:
+        output.info(f"{len(unreached)} job(s) not cancelled: backend not reached, state unchanged")
+    error = report.error()  # the backend's own error first, then refusals, then waits
+    if error is not None:
+        raise error
 
 
-def _cancel_line(rec: JobRecord, report: follow.CancelReport) -> str:
-    outcome = report.outcome(rec.id)
+def _cancel_line(rec: CancelInfo, report: Cancellation) -> str:
+    job_id, state, outcome = rec["id"], rec["state"], rec["outcome"]
     if outcome == "cancelled":
-        return f"{rec.id} cancelled"
+        return f"{job_id} cancelled"
     if outcome == "ended":
-        code = "" if rec.exit_code is None else f", exit code {rec.exit_code}"
-        return f"{rec.id} {rec.state}: already finished{code}; nothing to cancel"
+        code = "" if rec["exit_code"] is None else f", exit code {rec['exit_code']}"
+        return f"{job_id} {state}: already finished{code}; nothing to cancel"
     if outcome == "unconfirmed":
-        return f"{rec.id} {rec.state}: {follow.UNCONFIRMED}"
+        return f"{job_id} {state}: {follow.UNCONFIRMED}"
     if outcome == "refused":
-        return f"{rec.id} {rec.state}: not cancelled: {report.refused[rec.id]}"
-    return f"{rec.id} {rec.state}: not cancelled, state unchanged: {report.errors[rec.id].message}"
-
-
-def _cancel_exit(report: follow.CancelReport) -> None:
-    """The exit status of ``cancel``: the backend's own error first, then refusals, then waits."""
-    if report.errors:
-        output.info(f"{len(report.errors)} job(s) not cancelled: backend not reached, state unchanged")
-        raise next(iter(report.errors.values()))
-    if report.refused:
-        job_id, why = next(iter(report.refused.items()))
-        raise BackendRejected(
-            f"{len(report.refused)} job(s) not cancelled ({job_id}: {why})",
-            hint="`cops-grid status ID...` shows what the backend says about them",
-        )
-    if report.unconfirmed:
-        raise CancelUnconfirmed(
-            f"{len(report.unconfirmed)} job(s): {follow.UNCONFIRMED}",
-            hint="`cops-grid status ID...` shows when they end; cancelling again is safe",
-        )
+        return f"{job_id} {state}: not cancelled: {report.reasons[job_id]}"
+    return f"{job_id} {state}: not cancelled, state unchanged: {report.reasons[job_id]}"
 
 
 def resubmit(
@@ -232,31 +193,27 @@ def resubmit(
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait until the jobs end."),
 ) -> None:
     """Submit again: jobs kept as `new` after an error, or copies of finished jobs."""
-    with Session.open() as session:
-        report = submit_logic.resubmit(session, session.store.resolve(ids))
+    with Client() as client:
+        report = client.resubmit(ids, check=False)
         _report_submit(report)
         for rec_id in report.submitted:
             output.out.print(rec_id)
         if wait and report.submitted:
-            _wait_and_show(session, report.submitted, show_output=len(report.submitted) <= 10)
+            _wait_and_show(client, report.submitted, show_output=len(report.submitted) <= 10)
 
 
 def sync(json_out: bool = JSON) -> None:
     """Repair after a crash: find jobs stuck `submitting` on their backend (never
     submitting twice), submit jobs left `new`, refresh active jobs."""
-    with Session.open() as session:
-        with output.progress_bar("submitting", len(session.store.ids(states=[JobState.NEW]))) as bar:
-            report = sync_logic(session, lambda n: bar.advance(bar.task_ids[0], n))
-        summary = {
-            "found": len(report.found), "reset": len(report.reset),
-            "still_unknown": len(report.still_unknown), "submitted": len(report.submit.submitted),
-            "failed": len(report.submit.failed), "retryable": len(report.submit.retryable),
-        }  # fmt: skip
-        if json_out:
-            output.print_json(summary)
-        else:
-            output.out.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
-        _report_submit(report.submit)
+    client = Client()
+    with output.progress_bar("submitting", len(client.jobs(states=[JobState.NEW]))) as bar:
+        report = client.sync(progress=lambda done, _: bar.update(bar.task_ids[0], completed=done))
+    summary = report.counts()
+    if json_out:
+        output.print_json(summary)
+    else:
+        output.out.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
+    _report_submit(report.submit)
 
 
 def backends(
@@ -266,8 +223,7 @@ def backends(
     """Show every resource (named under `resources:`, and each backend type with its
     defaults): its type, whether it answers, its credential and capabilities. All are
     probed at once, each for at most --timeout seconds."""
-    with Session.open() as session:
-        rows = backend_overview(session, timeout=timeout)
+    rows = Client().backends(timeout=timeout)
     if output.want_json(json_out):
         output.print_json(rows)
         return

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -14,9 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from computeops_grid.api.records import JobInfo, job_info
 from computeops_grid.errors import CopsError
-from computeops_grid.jobs.record import JobRecord
-from computeops_grid.jobs.store import JobSummary
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -55,29 +53,19 @@ def info(message: str) -> None:
     err.print(message)
 
 
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+job_dict = job_info  # what `--json` prints is what the Python API returns: one serialisation
 
 
-def job_dict(job: JobRecord | JobSummary) -> dict[str, Any]:
-    return {
-        "id": job.id, "name": job.name, "backend": job.backend, "state": job.state.value,
-        "native_id": job.native_id, "bulk_id": job.bulk_id, "index": job.index,
-        "exit_code": job.exit_code, "message": job.message,
-        "created": _when(job.created), "updated": _when(job.updated),
-    }  # fmt: skip
-
-
-def jobs_table(jobs: Sequence[JobRecord | JobSummary], title: str | None = None) -> None:
+def jobs_table(jobs: Sequence[JobInfo], title: str | None = None) -> None:
     table = Table(title=title, header_style="bold")
     for column in ("ID", "NAME", "BACKEND", "STATE", "EXIT", "NATIVE ID", "UPDATED", "MESSAGE"):
         table.add_column(column, overflow="fold")
     for job in jobs:
-        style = STATE_STYLE.get(job.state.value, "")
+        style = STATE_STYLE.get(job["state"], "")
         table.add_row(
-            job.id, job.name, job.backend, f"[{style}]{job.state.value}[/]",
-            "" if job.exit_code is None else str(job.exit_code),
-            job.native_id or "", _when(job.updated), job.message,
+            job["id"], job["name"], job["backend"], f"[{style}]{job['state']}[/]",
+            "" if job["exit_code"] is None else str(job["exit_code"]),
+            job["native_id"] or "", job["updated"], job["message"],
         )  # fmt: skip
     out.print(table)
 

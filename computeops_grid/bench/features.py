@@ -287,21 +287,6 @@ def image_writable(adapter: Adapter, work: Path) -> str:
     return "written to a copy/overlay, image unchanged" if "written" in proc.stdout else "no (read-only)"
 
 
-def package(adapter: Adapter, work: Path) -> str:
-    """Administration: the Debian package that holds the launcher, its installed size, its /etc files."""
-    binary = str(Path(adapter.binary).resolve())
-    owner = subprocess.run(["dpkg", "-S", binary], capture_output=True, text=True, check=False)
-    if owner.returncode != 0:
-        return "not from a Debian package (built or unpacked by the set-up)"
-    name = owner.stdout.split(":", 1)[0].split(",")[0].strip()
-    size = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Installed-Size}", name], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    files = subprocess.run(["dpkg", "-L", name], capture_output=True, text=True, check=False).stdout
-    etc = [f for f in files.split() if f.startswith("/etc/") and Path(f).is_file()]
-    return f"{name} {int(size or 0) / 1024:.1f} MiB, {len(etc)} config files in /etc"
-
-
 CHECKS: dict[str, Callable[[Adapter, Path], str]] = {
     "daemon (who holds the payload)": daemon,
     "privilege mode (declared)": privilege,
@@ -313,7 +298,6 @@ CHECKS: dict[str, Callable[[Adapter, Path], str]] = {
     "binds": binds,
     "sees the host (pid/net namespaces, /dev)": host_view,
     "payload writes the image": image_writable,
-    "package, installed size, config files (dpkg)": package,
     "SIMD flags inside": simd_flags,
     "GPU method": gpu_method,
     "image formats": formats,
@@ -327,7 +311,9 @@ def matrix(
 
     ``user``: the unprivileged account that the "works rootless" check runs the payload as.
     """
-    checks = dict(CHECKS)
+    from computeops_grid.bench import criteria  # noqa: PLC0415 - criteria builds on this module
+
+    checks = {**CHECKS, **criteria.CHECKS}
     checks["works rootless (measured)"] = lambda adapter, w: rootless.works_rootless(adapter, w, user)
     rows = []
     for name, adapter in adapters.items():

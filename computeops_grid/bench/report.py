@@ -85,10 +85,20 @@ def unavailable_table(study: Study) -> list[list[str]]:
 
 
 def feature_table(study: Study) -> list[list[str]]:
+    """The feature-matrix columns that no criterion shows."""
     if not study.features:
         return []
-    keys = list(study.features[0])
+    grouped = {k for keys in study.criteria.values() for k in keys}
+    keys = [k for k in study.features[0] if k not in grouped]
     return [keys] + [[row.get(k, "") for k in keys] for row in study.features]
+
+
+def criterion_table(study: Study, criterion: str) -> list[list[str]]:
+    """One criterion's columns (measured cells of the feature rows), one row per runtime."""
+    keys = ["runtime", *study.criteria.get(criterion, [])]
+    if not study.features or len(keys) == 1:
+        return []
+    return [keys] + [[row.get(k, "not measured") for k in keys] for row in study.features]
 
 
 def markdown(table: list[list[str]]) -> str:
@@ -106,6 +116,19 @@ def html_table(table: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table[1:])
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CRITERION_TEXT = {
+    "security": "Found by running payloads and reading /proc and dpkg on this machine (bench/criteria.py).",
+    "administration": (
+        "What a site installs and keeps running: dpkg's view of the runtime's packages (less what a "
+        "minimal Debian has) and the runtime's processes seen in /proc while a payload runs."
+    ),
+    "ease of use": (
+        "The commands the study ran from a Docker image archive to the payload's output "
+        "(interoperability experiment), and the rootless run as an unprivileged account."
+    ),
+}
 
 
 def sections(study: Study, rows: list[Row]) -> list[tuple[str, str, list[list[str]]]]:
@@ -129,6 +152,10 @@ def sections(study: Study, rows: list[Row]) -> list[tuple[str, str, list[list[st
             "Feature matrix",
             "Measured by running payloads on each system, unless a cell says otherwise.",
             feature_table(study),
+        ),
+        *(
+            (f"Criterion: {name}", CRITERION_TEXT.get(name, ""), criterion_table(study, name))
+            for name in study.criteria
         ),
         ("Environment", "", [["key", "value"], *([k, v] for k, v in study.environment.items())]),
     ]

@@ -73,6 +73,9 @@ class Study:
     features: list[dict[str, str]] = field(default_factory=list)  # one row per system
     environment: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # the feature-matrix columns grouped under the study's criteria (bench/criteria.py)
+    criteria: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # resolution, interoperability (JSON as is)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,6 +96,8 @@ class Study:
             features=data["features"],
             environment=data["environment"],
             notes=data["notes"],
+            criteria=data.get("criteria", {}),
+            extra=data.get("extra", {}),
         )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from computeops_grid.bench import features, report, rootless, workloads
+from computeops_grid.bench import criteria, features, report, rootless, workloads
 from computeops_grid.bench.docker_setup import docker_for_study
 from computeops_grid.bench.image import build_image
 from computeops_grid.bench.lxc import lxd_for_study
@@ -88,6 +88,7 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
         features=feature_rows,
         environment={**_environment(image.best_level, options), "GPU": image.gpu.description},
         notes=[n for n in (docker_note, lxd_note, *runtime_notes) if n],
+        criteria={k: list(v) for k, v in criteria.CRITERIA.items()} if feature_rows else {},
     )
     return report.write(study, out, conclude(study))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from computeops_grid.bench import features
+from computeops_grid.bench import criteria, features
 
 
 def test_namespace_ids_from_ls_output() -> None:
@@ -18,10 +18,19 @@ def test_namespace_ids_from_ls_output() -> None:
 
 
 @pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg")
-def test_package_column_reads_dpkg(tmp_path: Path) -> None:
-    adapter: Any = SimpleNamespace(binary=shutil.which("dpkg"))
-    cell = features.package(adapter, tmp_path)
-    assert cell.startswith("dpkg ") and "MiB" in cell and "config files in /etc" in cell
-    adapter = SimpleNamespace(binary=str(tmp_path / "launcher"))
+def test_package_columns_read_dpkg(tmp_path: Path) -> None:
+    """podman's closure on a minimal Debian holds conmon; lxc's brings the setuid lxc-user-nic."""
+    podman, lxc = shutil.which("podman"), shutil.which("lxc-execute")
+    if podman is None or lxc is None:
+        pytest.skip("needs Debian's podman and lxc")
+    adapter: Any = SimpleNamespace(name="podman", binary=podman)
+    cell = criteria.packages_cell(adapter, tmp_path)
+    assert cell.split()[1] == "packages," and "conmon" in cell and "MiB installed" in cell
+    assert "podman" in criteria.closure(["podman"])
+    assert "libc6" not in criteria.closure(["podman"])  # every Debian has it
+    lxc_adapter: Any = SimpleNamespace(name="lxc", binary=lxc)
+    assert "lxc-user-nic" in criteria.setuid_cell(lxc_adapter, tmp_path)
+    assert criteria.conffiles_cell(adapter, tmp_path).split()[1:3] == ["in", "/etc,"]
     (tmp_path / "launcher").write_text("")
-    assert features.package(adapter, tmp_path).startswith("not from a Debian package")
+    adapter = SimpleNamespace(name="x", binary=str(tmp_path / "launcher"))
+    assert criteria.packages_cell(adapter, tmp_path).startswith("not from a Debian package")

@@ -30,6 +30,7 @@ MODULES: Mapping[str, str] = MappingProxyType(
         "kubernetes": "cloud",
         "spython": "images",
         "matplotlib": "bench",
+        "rocrate": "crate",
     }
 )
 

@@ -25,7 +25,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -144,6 +144,16 @@ class SupportsPreflight(Protocol):
     """Refuse before anything is stored or sent (credentials, settings); no capability."""
 
     def preflight(self, jobs: Sequence[JobRecord]) -> None: ...
+
+
+@runtime_checkable
+class SupportsReports(Protocol):
+    """What ran, for backends whose jobs run without the pilot wrapper (Swarm, Kubernetes): per
+    ended job id, a report shaped like the wrapper's (image, image_digest, runtime, node...) from
+    what the engine knows; ids it knows nothing about are left out. No capability: backends that
+    return files bring the wrapper's own report back (logic/provenance.py)."""
+
+    def reports(self, jobs: Sequence[JobRecord]) -> dict[str, dict[str, Any]]: ...
 
 
 ABILITIES: dict[Capability, type] = {

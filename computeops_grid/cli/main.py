@@ -13,6 +13,7 @@ import typer
 from computeops_grid import __version__, extras
 from computeops_grid.cli import convert as convert_cli
 from computeops_grid.cli import jobs as jobs_cli
+from computeops_grid.cli import provenance as provenance_cli
 from computeops_grid.cli.output import err, print_error
 from computeops_grid.errors import CopsError, ExitCode, exit_codes_epilog
 
@@ -87,8 +88,10 @@ def main(
 
 jobs_cli.register(app)
 convert_cli.register(app)
+provenance_cli.register(app)
 CORE_COMMANDS = frozenset(
     {"submit", "status", "list", "logs", "get", "cancel", "resubmit", "sync", "backends", "convert"}
+    | {"show", "export"}
 )
 
 

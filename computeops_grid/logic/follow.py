@@ -14,6 +14,7 @@ from computeops_grid.backends.common.cancel import split_ended
 from computeops_grid.errors import BackendError, CopsError, CredentialError, UsageError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
+from computeops_grid.logic import provenance
 from computeops_grid.logic.session import Session, by_backend
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def refresh(session: Session, ids: Sequence[str] | None = None) -> list[JobRecor
         session.store.transitions(
             (job_id, info.state, info.message, info.exit_code, None, None) for job_id, info in answers.items()
         )
+        provenance.collect_ended(session, jobs)  # what ran comes back as soon as a job is seen ended
     return session.store.get_many(ids) if ids is not None else session.store.records(states=ACTIVE)
 
 

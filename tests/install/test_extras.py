@@ -37,6 +37,7 @@ DISTRIBUTIONS = {
     "kubernetes": "kubernetes",
     "spython": "spython",
     "matplotlib": "matplotlib",
+    "rocrate": "rocrate",
 }
 NOT_FEATURES = {"all", "test"}
 

@@ -25,7 +25,7 @@ from computeops_grid.jobs.loader import expand, load_jobs, validate_spec
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
-from computeops_grid.logic import follow
+from computeops_grid.logic import follow, provenance
 from computeops_grid.logic import submit as submit_logic
 from computeops_grid.logic.backends import PROBE_SECONDS, backend_overview
 from computeops_grid.logic.session import Session
@@ -158,12 +158,19 @@ class Client:
         return _checked(_submission(report, records, prepared.notes), check)
 
     def resubmit(
-        self, refs: Refs, *, progress: SubmitProgress | None = None, check: bool = True
+        self,
+        refs: Refs,
+        *,
+        progress: SubmitProgress | None = None,
+        check: bool = True,
+        same_image: bool = False,
     ) -> Submission:
-        """Submit again: jobs kept ``new`` after an error, or copies of finished jobs (new ids)."""
+        """Submit again: jobs kept ``new`` after an error, or copies of finished jobs (new ids).
+        ``same_image``: copies run the image each job ran, pinned by its digest (or fail)."""
         with self._session() as session:
             ids = self._resolve(session, refs)
-            report = submit_logic.resubmit(session, ids, _counter(progress, len(ids)))
+            rerun = provenance.rerun_same_image if same_image else submit_logic.resubmit
+            report = rerun(session, ids, _counter(progress, len(ids)))
             records = session.store.get_many(_touched(report))
         return _checked(_submission(report, records, []), check)
 
@@ -176,12 +183,20 @@ class Client:
             ]
 
     def jobs(
-        self, *, states: Iterable[JobState | str] = (), backend: str | None = None, limit: int | None = None
+        self,
+        *,
+        states: Iterable[JobState | str] = (),
+        backend: str | None = None,
+        limit: int | None = None,
+        image_digest: str | None = None,
     ) -> list[JobInfo]:
-        """Jobs in the store, newest first (no backend is asked; see :meth:`status`)."""
+        """Jobs in the store, newest first (no backend is asked; see :meth:`status`);
+        ``image_digest`` (``sha256:<hex>`` or a prefix) keeps the jobs that ran that image."""
         wanted = [JobState(s) for s in states]
+        digest = provenance.normalise_digest(image_digest) if image_digest is not None else None
         with self._session() as session:
-            return [job_info(r) for r in session.store.summaries(states=wanted, backend=backend, limit=limit)]
+            rows = session.store.summaries(states=wanted, backend=backend, limit=limit, image_digest=digest)
+            return [job_info(r) for r in rows]
 
     def wait(
         self,

@@ -31,6 +31,9 @@ class JobInfo(TypedDict):
     message: str
     created: str
     updated: str
+    image_digest: str | None  # provenance: the image that ran (sha256:...), once its report is back
+    runtime: str | None  # the container runtime that ran it
+    node: str | None  # the host name of the node it ran on
 
 
 class CancelInfo(JobInfo):
@@ -51,6 +54,7 @@ def job_info(job: JobRecord | JobSummary) -> JobInfo:
         "native_id": job.native_id, "bulk_id": job.bulk_id, "index": job.index,
         "exit_code": job.exit_code, "message": job.message,
         "created": when(job.created), "updated": when(job.updated),
+        "image_digest": job.image_digest, "runtime": job.runtime, "node": job.node,
     }  # fmt: skip
 
 

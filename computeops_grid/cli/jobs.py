@@ -114,10 +114,13 @@ def list_jobs(
     state: list[JobState] = typer.Option([], "--state", "-s", help="Only jobs in this state (repeatable)."),
     backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Only jobs of this backend."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many jobs."),
+    image_digest: Optional[str] = typer.Option(
+        None, "--image-digest", help="Only jobs that ran this image (sha256:<hex>, or a prefix; see `show`)."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """List jobs from the local store (no backend is contacted; see `status`)."""
-    rows = Client().jobs(states=state, backend=backend, limit=limit)
+    rows = Client().jobs(states=state, backend=backend, limit=limit, image_digest=image_digest)
     if output.want_json(json_out):
         output.print_json(rows)
     else:
@@ -191,10 +194,15 @@ def _cancel_line(rec: CancelInfo, report: Cancellation) -> str:
 def resubmit(
     ids: list[str] = typer.Argument(..., help="Job ids or unique prefixes."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait until the jobs end."),
+    same_image: bool = typer.Option(
+        False,
+        "--same-image",
+        help="Run the image each job actually ran, pinned by its digest (never another).",
+    ),
 ) -> None:
     """Submit again: jobs kept as `new` after an error, or copies of finished jobs."""
     with Client() as client:
-        report = client.resubmit(ids, check=False)
+        report = client.resubmit(ids, check=False, same_image=same_image)
         _report_submit(report)
         for rec_id in report.submitted:
             output.out.print(rec_id)

@@ -33,6 +33,10 @@ class JobRecord:
     updated: float = 0.0
     workdir: Path | None = None
     params: dict[str, str] = field(default_factory=dict)
+    # provenance (what ran), set by the store once the wrapper's report is back
+    image_digest: str | None = None
+    runtime: str | None = None
+    node: str | None = None
 
     @property
     def name(self) -> str:

@@ -36,6 +36,7 @@ _COLUMNS = (
     "id, name, backend, state, native_id, bulk_id, idx, parent_id, exit_code, message, "
     "source, workdir, params, spec, created, updated"
 )
+_READ_COLUMNS = _COLUMNS + ", image_digest, runtime, node"  # provenance columns: written apart
 _SUMMARY_COLUMNS = (
     "id, name, backend, state, native_id, bulk_id, idx, exit_code, message, created, updated, "
     "image_digest, runtime, node"
@@ -295,7 +296,7 @@ class JobStore:
         found: dict[str, JobRecord] = {}
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})", chunk):
+            for row in self._db.execute(f"SELECT {_READ_COLUMNS} FROM jobs WHERE id IN ({marks})", chunk):
                 found[row[0]] = _record(row)
         return [found[i] for i in ids if i in found]
 
@@ -322,7 +323,7 @@ class JobStore:
 
     def records(self, *, states: Iterable[JobState] = (), backend: str | None = None) -> list[JobRecord]:
         query, args = _filter(states, backend)
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM jobs{query} ORDER BY created, id", args)
+        rows = self._db.execute(f"SELECT {_READ_COLUMNS} FROM jobs{query} ORDER BY created, id", args)
         return [_record(r) for r in rows]
 
     def summaries(
@@ -400,7 +401,7 @@ def _filter(states: Iterable[JobState], backend: str | None) -> tuple[str, list[
 
 def _record(row: tuple[object, ...]) -> JobRecord:
     (jid, _name, backend, state, native_id, bulk_id, idx, parent, exit_code, message,
-     source, workdir, params, spec, created, updated) = row  # fmt: skip
+     source, workdir, params, spec, created, updated, digest, runtime, node) = row  # fmt: skip
     return JobRecord(
         id=str(jid),
         spec=JobSpec.model_validate_json(str(spec)),
@@ -417,6 +418,9 @@ def _record(row: tuple[object, ...]) -> JobRecord:
         updated=float(updated),  # type: ignore[arg-type]
         workdir=Path(str(workdir)) if workdir else None,
         params=json.loads(str(params)),
+        image_digest=None if digest is None else str(digest),
+        runtime=None if runtime is None else str(runtime),
+        node=None if node is None else str(node),
     )
 
 

@@ -228,6 +228,12 @@ def _substitute(spec: JobSpec, params: dict[str, str]) -> JobSpec:
             "environment": {k: sub(v) for k, v in spec.environment.items()},
             "outputs": [sub(o) for o in spec.outputs],
             "inputs": [sub(i) for i in spec.inputs],
+            "stage_in": [
+                i.model_copy(update={"url": sub(i.url), "name": sub(i.name)}) for i in spec.stage_in
+            ],
+            "stage_out": [
+                o.model_copy(update={"path": sub(o.path), "to": sub(o.to)}) for o in spec.stage_out
+            ],
             "parameters": {},
         }
     )

@@ -13,7 +13,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from computeops_grid.jobs import storage
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # before parametric expansion a name may hold ${param} placeholders
@@ -130,6 +140,46 @@ ParameterValues = Union[Annotated[list[Scalar], Field(min_length=1)], RangeSpec]
 ParameterRows = Annotated[list[dict[str, Scalar]], Field(min_length=1, max_length=100_000)]
 
 
+class StageIn(_Strict):
+    """An input fetched from grid storage onto the node: ``url`` placed as ``name`` in the job's directory."""
+
+    url: str = Field(description="root://, davs://, https:// or s3:// URL")
+    name: str = Field(
+        default="", description="file name in the job's directory (default: the URL's base name)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        return storage.check_url(value)
+
+    @model_validator(mode="after")
+    def _base_name(self) -> StageIn:
+        name = storage.input_name(self.url, self.name)
+        if name != self.name:
+            object.__setattr__(self, "name", name)  # frozen model: the default, filled once here
+        return self
+
+
+class StageOut(_Strict):
+    """An output stored on grid storage after the payload, checked by checksum (and kept in the sandbox)."""
+
+    path: str = Field(min_length=1, description="file or glob in the job's directory")
+    to: str = Field(description="destination URL; ending in / it is a directory for every match")
+
+    @field_validator("to")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        return storage.check_url(value)
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/") or "\x00" in value:
+            raise ValueError(f"output {value!r} must be a relative path inside the job directory")
+        return value
+
+
 class JobSpec(_Strict):
     """One job (before parametric expansion)."""
 
@@ -152,6 +202,14 @@ class JobSpec(_Strict):
     parameters: dict[str, ParameterValues] | ParameterRows = Field(
         default_factory=dict, description="{name: values or range} (each combination) or [{name: value}] rows"
     )
+    stage_in: list[StageIn] = Field(default_factory=list, description="inputs: entries that are storage URLs")
+    stage_out: list[StageOut] = Field(default_factory=list, description="outputs: entries with a `to:` URL")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storage_entries(cls, data: Any) -> Any:
+        """``inputs:`` URLs and ``outputs: {path, to}`` become ``stage_in``/``stage_out``."""
+        return storage.split_entries(data)
 
     @field_validator("arguments", mode="before")
     @classmethod
@@ -177,6 +235,11 @@ class JobSpec(_Strict):
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
         return value
+
+    @field_validator("inputs", "outputs", mode="before")
+    @classmethod
+    def _storage_explained(cls, value: Any, info: ValidationInfo) -> Any:
+        return storage.explain_entries(str(info.field_name), value)
 
     @field_validator("inputs", "outputs")
     @classmethod

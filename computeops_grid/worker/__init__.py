@@ -22,6 +22,7 @@ PILOT = "cops_pilot.py"
 PROBE_RUNNER = "run_probes.py"
 PROBES = "probes"
 DIRAC_LAUNCHER = "cops_dirac_launch.py"
+TRANSFER = "cops_transfer.py"  # the wrapper's mover for storage URLs, shipped beside it when a job names any
 
 _HERE = Path(__file__).resolve().parent
 

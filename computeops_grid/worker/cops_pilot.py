@@ -74,6 +74,8 @@ EXIT_NO_RUNTIME = 241
 EXIT_IMAGE_NOT_FOUND = 242
 EXIT_IMAGE_ROOT_ABSENT = 243
 EXIT_START_FAILED = 244
+EXIT_STAGE_IN_FAILED = 245  # an input URL could not be fetched: the payload did not start
+EXIT_STAGE_OUT_FAILED = 246  # an output could not be stored, or its checksum disagrees
 EXIT_JOB_INDEX_UNKNOWN = 247  # job scripts only (the Slurm array dispatcher), never the wrapper
 EXIT_JOB_DIR_UNUSABLE = 248  # job scripts only (cops-job.sh), never the wrapper
 EXIT_INTERNAL = 249
@@ -87,6 +89,14 @@ EXIT_CODES = MappingProxyType(
         EXIT_IMAGE_NOT_FOUND: ("image-not-found", "the image is not under the image root"),
         EXIT_IMAGE_ROOT_ABSENT: ("image-root-absent", "CVMFS / the image root is not available"),
         EXIT_START_FAILED: ("start-failed", "the runtime failed to start the container"),
+        EXIT_STAGE_IN_FAILED: (
+            "stage-in-failed",
+            "an input URL could not be fetched from storage (payload not started)",
+        ),
+        EXIT_STAGE_OUT_FAILED: (
+            "stage-out-failed",
+            "an output could not be stored, or the storage's checksum disagrees (file kept in the sandbox)",
+        ),
         EXIT_JOB_INDEX_UNKNOWN: (
             "job-index-unknown",
             "the batch job script found no job for its array index (wrapper not started)",
@@ -171,7 +181,8 @@ class PilotError(Exception):
 class Settings:
     """Site configuration merged from defaults, config file, environment and command line."""
 
-    KEYS = ("runtimes", "image_root", "binds", "pass_env", "require_container", "cache_dir", "cache_ttl")
+    KEYS = ("runtimes", "image_root", "binds", "pass_env", "require_container", "cache_dir", "cache_ttl",
+            "s3_endpoint", "s3_region", "s3_keys", "transfer_retries", "transfer_backoff")  # fmt: skip
 
     def __init__(self):
         # type: () -> None
@@ -182,6 +193,11 @@ class Settings:
         self.require_container = "yes"
         self.cache_dir = ""
         self.cache_ttl = "300"
+        self.s3_endpoint = ""  # storage settings: cops_transfer.py (grid storage URLs)
+        self.s3_region = ""
+        self.s3_keys = ""  # a shared-credentials file (INI) with the node's S3 keys
+        self.transfer_retries = "3"
+        self.transfer_backoff = "2"
         self.sources = []  # type: List[str]
         self.runtimes_source = "built-in default"  # where the order came from, for the report
 
@@ -1960,6 +1976,8 @@ OPTIONS = (
     (("--pass-env",), "pass_env", "append", "NAME", "pass a host variable"),
     (("--bind",), "bind", "append", "SRC[:DST[:ro|rw]]", "extra bind"),
     (("--gpu",), "gpu", "store_true", None, "give the payload the node's GPUs"),
+    (("--stage-in",), "stage_in", "append", "NAME=URL", "fetch URL into the workdir as NAME first"),
+    (("--stage-out",), "stage_out", "append", "GLOB=URL", "store matching outputs at URL (dir if /)"),
     (("--report",), "report", "store", None, "JSON report file (relative to the workdir)"),
     (("--require-container",), "require", "store_const", "yes", "never run the payload uncontained"),
     (
@@ -1990,6 +2008,8 @@ class Args:
         self.pass_env = []  # type: List[str]
         self.bind = []  # type: List[str]
         self.gpu = False
+        self.stage_in = []  # type: List[str]
+        self.stage_out = []  # type: List[str]
         self.report = None  # type: Optional[str]
         self.require = None  # type: Optional[str]
         self.config = None  # type: Optional[str]
@@ -2130,6 +2150,8 @@ class Job:
             "wrapper_exit_reason": None,
         }  # type: Dict[str, Any]
         self.report_path = None  # type: Optional[str]
+        self.stager = None  # type: Any  # cops_transfer.Stager, for jobs that name storage URLs
+        self.stage_items = ([], [])  # type: Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]
 
     def run(self):
         # type: () -> int
@@ -2142,6 +2164,8 @@ class Job:
         self.report["workdir"] = workdir
         if args.report:
             self.report_path = os.path.join(workdir, args.report)
+        if args.stage_in or args.stage_out:
+            self.stage_in(workdir)
         if is_host_image(args.image):
             return self.run_on_host(workdir)
         image_root = args.image_root or settings.image_root
@@ -2277,6 +2301,72 @@ class Job:
         if engine_ref and binary and isinstance(rt, Docker):
             self.report["engine_image"] = {"ref": engine_ref, "id": rt.image_id(binary, engine_ref)}
 
+    def stage_in(self, workdir):
+        # type: (str) -> None
+        """Fetch the job's input URLs (--stage-in) before its payload; the mover's plan in dry-run."""
+        transfer = load_transfer()
+        settings = self.settings
+        try:
+            retries, backoff = int(settings.transfer_retries), float(settings.transfer_backoff)
+            self.stage_items = (
+                [transfer.split_pair(text, "--stage-in") for text in self.args.stage_in],
+                [transfer.split_pair(text, "--stage-out") for text in self.args.stage_out],
+            )
+        except ValueError as exc:
+            raise PilotError(EXIT_BAD_ARGS, str(exc), "see cops-pilot --help") from None
+        self.stager = transfer.Stager(
+            workdir,
+            os.environ,
+            (settings.s3_endpoint, settings.s3_region, settings.s3_keys),
+            retries,
+            backoff,
+            log,
+        )
+        self.report["storage"] = self.stager.describe()
+        if self.args.dry_run:
+            for (name, url), arrow in [(i, "<-") for i in self.stage_items[0]] + [
+                (o, "->") for o in self.stage_items[1]
+            ]:
+                sys.stdout.write(
+                    f"stage: {name} {arrow} {url} ({transfer.mover_for(url, self.stager.tools)})\n"
+                )
+            return
+        entries, failure = self.stager.stage_in(self.stage_items[0])
+        self.report["stage_in"] = entries
+        if failure is not None:
+            raise PilotError(
+                EXIT_STAGE_IN_FAILED,
+                f"input {failure.url} ({failure.kind}): {failure.message}",
+                transfer.HINTS.get(failure.kind, transfer.HINTS["failed"]) + "; the payload was not started",
+            )
+
+    def stage_out(self, code):
+        # type: (int) -> int
+        """Store the outputs that name a URL (--stage-out) once the payload succeeded, checked by
+        checksum; a failure keeps the payload's code in the report and the file in the sandbox."""
+        if self.stager is None or not self.stage_items[1] or self.args.dry_run:
+            return code
+        if code != 0 or self.report.get("wrapper_exit_reason") != "payload":
+            why = "not stored: the job ended with {} before its outputs were complete".format(code)
+            self.report["stage_out"] = [
+                {"path": g, "url": u, "status": "skipped", "why": why} for g, u in self.stage_items[1]
+            ]
+            return code
+        entries, failure = self.stager.stage_out(self.stage_items[1])
+        self.report["stage_out"] = entries
+        if failure is None:
+            return code
+        transfer = load_transfer()
+        error = PilotError(
+            EXIT_STAGE_OUT_FAILED,
+            f"output {failure.path} to {failure.url} ({failure.kind}): {failure.message}",
+            transfer.HINTS.get(failure.kind, transfer.HINTS["failed"])
+            + "; the file stays in the job's sandbox (`cops-grid get` returns it)",
+        )
+        sys.stderr.write(error.line() + "\n")
+        self.report["payload_exit_code"] = code
+        return self.fail(error)
+
     def not_started(self, command, exc):
         # type: (str, OSError) -> int
         """An uncontained payload that cannot be executed: 127 (not found) or 126, as a shell does."""
@@ -2309,6 +2399,26 @@ class Job:
             os.replace(tmp, self.report_path)
         except OSError as exc:
             sys.stderr.write(f"cops-pilot: warning: report {self.report_path} not written: {exc}\n")
+
+
+def load_transfer():
+    # type: () -> Any
+    """cops_transfer.py, shipped beside this file; imported only by jobs that name storage URLs."""
+    module = sys.modules.get("cops_transfer")
+    if module is not None:
+        return module
+    path = os.path.join(os.path.dirname(os.path.realpath(__file__)), "cops_transfer.py")
+    if not os.path.isfile(path):
+        raise PilotError(
+            EXIT_BAD_ARGS, f"{path} is missing: storage URLs need it", "ship it beside the wrapper"
+        )
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cops_transfer", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    sys.modules["cops_transfer"] = module
+    return module
 
 
 def why_chosen(report, label="uncontained"):
@@ -2392,7 +2502,7 @@ def main(argv=None):
         if args.list_runtimes:
             return list_runtimes(args, settings)
         job = Job(args, settings)
-        return job.run()
+        return job.stage_out(job.run())
     except PilotError as error:
         sys.stderr.write(error.line() + "\n")
         return job.fail(error) if job else error.code

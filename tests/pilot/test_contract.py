@@ -48,6 +48,8 @@ def test_exit_code_table_is_fixed_and_immutable(pilot: ModuleType) -> None:
         242: "image-not-found",
         243: "image-root-absent",
         244: "start-failed",
+        245: "stage-in-failed",
+        246: "stage-out-failed",
         247: "job-index-unknown",
         248: "job-dir-unusable",
         249: "internal-error",

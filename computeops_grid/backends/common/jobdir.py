@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from computeops_grid import worker
 from computeops_grid.backends.common.payload import PILOT_FILE
 from computeops_grid.errors import JobFileError
 from computeops_grid.jobs.record import JobRecord
@@ -43,6 +44,11 @@ def input_sources(job: JobRecord) -> list[Path]:
     return sources
 
 
+def shipped_beside(job: JobRecord) -> list[str]:
+    """Worker-side files the job needs beside the wrapper: the mover when it names storage URLs."""
+    return [worker.TRANSFER] if job.spec.stage_in or job.spec.stage_out else []
+
+
 def link_or_copy(src: Path, dest: Path) -> None:
     """Hard-link ``src`` to ``dest`` (cheap for 1,000 jobs), copying across filesystems."""
     if dest.exists():
@@ -58,6 +64,8 @@ def prepare(job: JobRecord, jobs_dir: Path, pilot: Path) -> Path:
     workdir = job_workdir(job, jobs_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     link_or_copy(pilot, workdir / PILOT_FILE)
+    for name in shipped_beside(job):
+        link_or_copy(worker.path(name), workdir / name)
     for src in input_sources(job):
         link_or_copy(src, workdir / src.name)
     return workdir

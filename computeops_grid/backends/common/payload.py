@@ -48,8 +48,10 @@ def pilot_argv(
     report: str = REPORT_NAME,
     extra: list[str] | None = None,
     module: bool = False,
+    stage: bool = True,
 ) -> list[str]:
-    """The argv that runs ``spec``'s payload through the wrapper on a worker node."""
+    """The argv that runs ``spec``'s payload through the wrapper on a worker node; ``stage``:
+    the wrapper moves the job's storage URLs (False where the CE's own stager does)."""
     argv = [*launch_argv(python, pilot, module=module), "--image", spec.image, "--report", report]
     if image_root is not None:
         argv += ["--image-root", str(image_root)]
@@ -61,6 +63,9 @@ def pilot_argv(
         argv.append("--gpu")
     for key, value in sorted(spec.environment.items()):
         argv += ["--env", f"{key}={value}"]
+    if stage:
+        argv += [f"--stage-in={item.name}={item.url}" for item in spec.stage_in]
+        argv += [f"--stage-out={item.path}={item.to}" for item in spec.stage_out]
     argv += list(extra or [])
     argv += ["--", spec.command, *spec.arguments]
     return argv

@@ -25,6 +25,7 @@ from computeops_grid.jobs.loader import expand, load_jobs, validate_spec
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
+from computeops_grid.logic import export as export_logic
 from computeops_grid.logic import follow, provenance
 from computeops_grid.logic import submit as submit_logic
 from computeops_grid.logic.backends import PROBE_SECONDS, backend_overview
@@ -240,6 +241,18 @@ class Client:
         with self._session() as session:
             job_id = self._resolve(session, ref)[0]
             return follow.outputs(session, job_id, Path(dest) if dest is not None else Path(job_id))
+
+    def show(self, ref: JobRef) -> dict[str, Any]:
+        """What actually ran for a job (the record ``cops-grid show --json`` prints): the image
+        and its digest, the runtime and why others were refused, the node, times, usage, exit."""
+        with self._session() as session:
+            return provenance.show(session, self._resolve(session, ref)[0])
+
+    def export(self, refs: Refs, dest: PathLike) -> Path:
+        """Write a Workflow Run RO-Crate (Process Run Crate profile) of ended jobs into
+        ``dest`` (new or empty; needs the ``crate`` extra); returns the crate's directory."""
+        with self._session() as session:
+            return export_logic.export_crate(session, self._resolve(session, refs), Path(dest))
 
     def cancel(
         self, refs: Refs, *, confirm_wait: float = follow.CONFIRM_TIMEOUT, check: bool = True

@@ -9,10 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from computeops_grid.api.client import Client
 from computeops_grid.cli import output
-from computeops_grid.logic import export as export_logic
-from computeops_grid.logic import provenance
-from computeops_grid.logic.session import Session
 
 JSON = typer.Option(False, "--json", help="Print JSON (the default when stdout is not a terminal).")
 
@@ -23,8 +21,7 @@ def show(
 ) -> None:
     """Show what actually ran for a job: the image and its digest, the runtime (and why the
     others were passed over), the node, start and end, CPU time, memory, exit code or signal."""
-    with Session.open() as session:
-        record = provenance.show(session, session.store.resolve([job_id])[0])
+    record = Client().show(job_id)
     if output.want_json(json_out):
         output.print_json(record)
         return
@@ -71,8 +68,7 @@ def export(
     """Write a Workflow Run RO-Crate (Process Run Crate profile) of ended jobs: the job
     description, the image with its digest, the runtime and the node, the command, start and
     end, the exit status, and the output files with their sha256 (needs the `crate` extra)."""
-    with Session.open() as session:
-        path = export_logic.export_crate(session, session.store.resolve(ids), out_dir)
+    path = Client().export(ids, out_dir)
     output.out.print(str(path), markup=False)
 
 

@@ -137,6 +137,7 @@ def test_wheel_and_sdist_hold_every_file_of_the_package(dist: Dist) -> None:
         "computeops_grid/worker/probes/probelib.py",
         "computeops_grid/bench/kernel.c",
         "computeops_grid/bench/gpu.c",
+        "computeops_grid/py.typed",  # the Python API is typed for its users' type checkers
     ):
         assert needed in in_wheel
     with tarfile.open(dist.sdist) as tar:
@@ -149,6 +150,7 @@ def test_wheel_and_sdist_hold_every_file_of_the_package(dist: Dist) -> None:
         "pyproject.toml",
         "etc/pilot.conf",
         "etc/examples/hello.yaml",
+        "examples/cops-grid.ipynb",
     } <= in_sdist
     assert top.startswith("computeops_grid-")
     entry_points = zipfile.ZipFile(dist.wheel).read(f"{top}.dist-info/entry_points.txt")

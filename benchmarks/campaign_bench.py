@@ -5,7 +5,9 @@ the number of sites. The sites here cost the client what a real site costs (a pl
 bundle of the probes and the wrapper, a stored job, a backend call, a report row) but send
 nothing anywhere: Slurm resources whose client tools are missing (the job stays retryable)
 and resources that do not exist (refused before anything is stored). A CE that refuses
-connections costs its backend's retries on top (about 1.5 s with the default policy).
+connections costs its backend's retries on top (about 1.5 s with the default policy): the
+last table submits to DEAD login nodes whose port is closed (Slurm over SSH; each job is
+kept `new`), one site at a time and `--parallel` 8 at a time, in the same run.
 
     python3 benchmarks/campaign_bench.py [N ...]     # default: 50 200 1000
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +61,30 @@ def measure(n: int, work: Path) -> dict[str, float]:
     return {"run": run, "resume": rerun, "status": status, "report": report}
 
 
+DEAD = 16
+
+
+def dead_sites(work: Path, parallel: int) -> float:
+    """Run a campaign of DEAD Slurm login nodes that refuse connections; seconds taken."""
+    home = work / f"home-dead-{parallel}"
+    home.mkdir()
+    (home / "config.yaml").write_text("{}\n")
+    env = {**os.environ, "COPS_GRID_HOME": str(home), "COPS_GRID_CONFIG": str(home / "config.yaml")}
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sites = [
+        {"name": f"dead-{i}", "type": "slurm", "ssh": f"nobody@127.0.0.1:{port}", "ssh_config": "/dev/null",
+         "remote_jobs_dir": "/tmp/cops-dead"}
+        for i in range(DEAD)
+    ]  # fmt: skip
+    path = work / f"dead-{parallel}.yaml"
+    path.write_text(yaml.safe_dump({"name": "dead", "sites": sites, "images": [], "walltime": 600}))
+    took, out = timed(["validate-site", "run", str(path), "--json", "--parallel", str(parallel)], env)
+    assert all(row["job"] for row in json.loads(out).values())  # stored, kept for the next run
+    return took
+
+
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [50, 200, 1000]
     with tempfile.TemporaryDirectory(prefix="cops-campaign-bench-") as tmp:
@@ -70,6 +97,9 @@ def main() -> None:
                 f"{n:6d} {t['run']:7.2f} {t['resume']:9.2f} {t['status']:9.2f} {t['report']:9.2f}"
                 f" {1000 * t['run'] / n:12.1f}"
             )
+        one, eight = dead_sites(Path(tmp), 1), dead_sites(Path(tmp), 8)
+        print(f"\n{DEAD} dead login nodes: one site at a time {one:.1f} s; --parallel 8: {eight:.1f} s"
+              f" ({one / eight:.1f}x)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -73,12 +73,21 @@ def local(
 def run(
     campaign_file: Path = CAMPAIGN,
     new: bool = typer.Option(False, "--new", help="Start a new run even if the current one is unfinished."),
+    parallel: int = typer.Option(
+        runner.SITE_WORKERS,
+        "--parallel",
+        min=1,
+        max=64,
+        metavar="<n>",
+        help="Sites submitted at once: an unreachable CE costs its retries (seconds) without "
+        "holding up the others.",
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Submit the validation bundle to every site (a rerun resumes: live jobs are never resubmitted)."""
     campaign = load_campaign(campaign_file)
     with Session.open() as session:
-        cur = runner.run_campaign(session, campaign, new=new)
+        cur = runner.run_campaign(session, campaign, new=new, parallel=parallel)
     output.info(f"campaign {campaign.name} run {cur.run_id}: {len(cur.jobs)} site job(s)")
     if output.want_json(json_out):
         output.print_json(

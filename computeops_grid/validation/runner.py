@@ -12,6 +12,8 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from computeops_grid.errors import BackendError, CopsError
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
+from computeops_grid.jobs.store import JobStore
 from computeops_grid.logic import follow
 from computeops_grid.logic.session import Session
 from computeops_grid.logic.submit import new_id, resubmit, submit_records
@@ -31,6 +34,7 @@ from computeops_grid.validation.results import SiteResult, Verdict, load_result
 log = logging.getLogger(__name__)
 HOST_IMAGE = "host:"  # the wrapper runs the bundle on the node itself (see shared notes)
 FINAL = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+SITE_WORKERS = 8  # sites submitted at once (benchmarks/campaign_bench.py)
 
 
 @dataclass
@@ -124,7 +128,9 @@ def _complete(run: CampaignRun, live: dict[str, JobRecord], campaign: Campaign) 
     return True
 
 
-def run_campaign(session: Session, campaign: Campaign, *, new: bool = False) -> CampaignRun:
+def run_campaign(
+    session: Session, campaign: Campaign, *, new: bool = False, parallel: int = SITE_WORKERS
+) -> CampaignRun:
     """Submit the bundle to every site that has no live or finished job in the current run.
 
     A site whose backend refuses the job before it is stored keeps its reason in the run
@@ -154,8 +160,9 @@ def run_campaign(session: Session, campaign: Campaign, *, new: bool = False) -> 
         run.refused.pop(site.name, None)
         run.retry = [name for name in run.retry if name != site.name]
     save_run(session, run)  # ids are known before any backend call
-    for site_name, record in records.items():  # one site's refusal must not stop the others
-        _submit_site(session, run, site_name, record)
+    for site_name, record, exc in _submit_sites(session, records, parallel):
+        if exc is not None:  # one site's refusal does not stop the others
+            _note_refusal(session, run, site_name, record, exc)
     save_run(session, run)
     return run
 
@@ -168,19 +175,38 @@ def _stage_bundle(campaign: Campaign, site: Site, store_dir: Path) -> Path:
     return staged
 
 
-def _submit_site(session: Session, run: CampaignRun, site: str, record: JobRecord) -> None:
-    """Submit one site's job; a refusal before the job was stored is kept in ``run``."""
-    try:
-        submit_records(session, [record])
-    except CopsError as exc:
-        if session.store.get_many([record.id]):
-            log.warning("site %s: job %s: %s", site, record.id, exc.message)
-            return  # stored: the job store tracks it (new jobs are retried by the next run)
-        log.warning("site %s (backend %s) refused the validation job: %s", site, record.backend, exc.message)
-        del run.jobs[site]
-        run.refused[site] = exc.message + (f" ({exc.hint})" if exc.hint else "")
-        if isinstance(exc, BackendError) and exc.transient:
-            run.retry.append(site)
+def _submit_sites(
+    session: Session, records: dict[str, JobRecord], parallel: int
+) -> Iterator[tuple[str, JobRecord, CopsError | None]]:
+    """Submit every site's job, ``parallel`` sites at a time: a dead CE costs its connection
+    attempts and retries (seconds) without holding up the sites behind it. Each submission has
+    its own session (SQLite connections stay in their thread); results come in ``records``' order.
+    """
+
+    def one(item: tuple[str, JobRecord]) -> tuple[str, JobRecord, CopsError | None]:
+        with Session(session.config, JobStore(session.config.store_path)) as own:
+            try:
+                submit_records(own, [item[1]])
+            except CopsError as exc:
+                return item[0], item[1], exc
+        return item[0], item[1], None
+
+    if records:
+        with ThreadPoolExecutor(min(parallel, len(records)), thread_name_prefix="cops-site") as pool:
+            yield from pool.map(one, records.items())
+
+
+def _note_refusal(session: Session, run: CampaignRun, site: str, record: JobRecord, exc: CopsError) -> None:
+    """A site's submit failed: a stored job is the store's to retry; a refusal before the job
+    was stored is kept in ``run`` (retried by the next run when it was transient)."""
+    if session.store.get_many([record.id]):
+        log.warning("site %s: job %s: %s", site, record.id, exc.message)
+        return  # stored: the job store tracks it (new jobs are retried by the next run)
+    log.warning("site %s (backend %s) refused the validation job: %s", site, record.backend, exc.message)
+    del run.jobs[site]
+    run.refused[site] = exc.message + (f" ({exc.hint})" if exc.hint else "")
+    if isinstance(exc, BackendError) and exc.transient:
+        run.retry.append(site)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,11 @@ pytestmark = [pytest.mark.service, pytest.mark.slow]
 SCRIPT = "cat in.txt > hist-1.root; echo slurm >> hist-1.root; echo summary > summary.txt"
 
 
+def stored(*entries: dict[str, str]) -> Any:
+    """``outputs:`` entries with a destination, as a job file gives them (mappings)."""
+    return list(entries)
+
+
 @pytest.fixture
 def slurm(slurm_cluster: SlurmCluster, grid_images: Path) -> Iterator[SlurmBackend]:
     jobs_dir = world_dir("cops-slurm-storage-")
@@ -41,13 +47,13 @@ def test_slurm_job_reads_xrootd_writes_xrootd_and_s3_and_a_refusal_keeps_the_out
     slurm: SlurmBackend, xrootd: XRootD, storage_env: S3, tmp_path: Path
 ) -> None:
     source = xrootd.put("/store/data/slurm/in.txt", b"slurm input\n")
-    good = record(SCRIPT, name="good", inputs=[source], outputs=[
+    good = record(SCRIPT, name="good", inputs=[source], outputs=stored(
         {"path": "hist-*.root", "to": f"{xrootd.url}//store/user/slurm/"},
         {"path": "summary.txt", "to": f"s3://{BUCKET}/slurm/summary.txt"},
-    ])  # fmt: skip
-    refused = record(SCRIPT, name="refused", inputs=[source], outputs=[
+    ))  # fmt: skip
+    refused = record(SCRIPT, name="refused", inputs=[source], outputs=stored(
         {"path": "hist-*.root", "to": f"{xrootd.url}//store/readonly/slurm/"},
-    ])  # fmt: skip
+    ))  # fmt: skip
     submit_ok(slurm, [good, refused])
     states = settle(slurm, [good, refused], timeout=120)
     assert states == {good.id: JobState.COMPLETED, refused.id: JobState.FAILED}, slurm.logs(refused)

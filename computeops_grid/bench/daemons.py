@@ -204,6 +204,8 @@ SlurmdParameters=config_overrides
 ReturnToService=2
 MpiDefault=none
 MinJobAge={min_job_age}
+# every task of a pending array counts (default 10000): room for 10,000-job sweeps and more
+MaxJobCount=50000
 MailProg=/bin/true
 FirstJobId={first_job_id}
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=64000 State=UNKNOWN

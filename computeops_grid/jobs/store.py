@@ -179,6 +179,10 @@ class JobStore:
         Returns only the jobs this call claimed: a job another process claimed first
         is not returned, so it is never submitted twice.
         """
+        return self.get_many(self.claim_ids(ids, owner))
+
+    def claim_ids(self, ids: Sequence[str], owner: str | None = None) -> list[str]:
+        """:meth:`claim` returning the claimed ids only (the caller holds the records)."""
         owner = owner or owner_token()
         now = time.time()
         with self._write() as db:
@@ -190,7 +194,7 @@ class JobStore:
                 ).fetchall()
                 claimed.extend(r[0] for r in rows)
             self._set_state(db, claimed, JobState.NEW, JobState.SUBMITTING, now, owner=owner)
-        return self.get_many(claimed)
+        return claimed
 
     def _set_state(
         self,
@@ -238,11 +242,11 @@ class JobStore:
         logged (status polls may report a state the job already moved past)."""
         now = time.time()
         changed = 0
+        changes = list(changes)
         with self._write() as db:
+            rows = _current_rows(db, [c[0] for c in changes])  # one read per 500 jobs, not per job
             for job_id, new, message, exit_code, native_id, workdir in changes:
-                row = db.execute(
-                    "SELECT state, message, exit_code, native_id, workdir FROM jobs WHERE id=?", (job_id,)
-                ).fetchone()
+                row = rows.get(job_id)
                 if row is None:
                     raise JobNotFound(f"no job {job_id} in the store")
                 old = JobState(row[0])
@@ -268,6 +272,8 @@ class JobStore:
                 if new != JobState.SUBMITTING:
                     sets.append("owner=NULL")
                 db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id=?", (*values, job_id))
+                update = (new.value, message, exit_code, native_id, str(workdir) if workdir else None)
+                rows[job_id] = tuple(u if u is not None else r for u, r in zip(update, row))
                 if old != new:
                     db.execute(
                         "INSERT INTO history (job_id, from_state, to_state, at, message) VALUES (?,?,?,?,?)",
@@ -385,6 +391,19 @@ class JobStore:
             (job_id,),
         )
         return [Transition(r[0], JobState(r[1]) if r[1] else None, JobState(r[2]), r[3], r[4]) for r in rows]
+
+
+_CURRENT = "state, message, exit_code, native_id, workdir"  # what transitions compare
+
+
+def _current_rows(db: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[object, ...]]:
+    """What :meth:`JobStore.transitions` compares against, for ``ids``, by id."""
+    rows: dict[str, tuple[object, ...]] = {}
+    for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        for row in db.execute(f"SELECT id, {_CURRENT} FROM jobs WHERE id IN ({marks})", chunk):
+            rows[row[0]] = tuple(row[1:])
+    return rows
 
 
 def _filter(states: Iterable[JobState], backend: str | None) -> tuple[str, list[str]]:

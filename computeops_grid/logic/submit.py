@@ -69,6 +69,7 @@ def records_from_jobs(session: Session, jobs: Iterable[ExpandedJob], backend: st
     built in code has no source file: its relative inputs are taken from the working directory."""
     records = []
     groups: dict[tuple[str, str], str] = {}
+    sources: dict[str, str] = {}  # a sweep's 10,000 jobs come from one file: resolved once
     for job in jobs:
         bulk_id = None
         if job.params:
@@ -77,10 +78,16 @@ def records_from_jobs(session: Session, jobs: Iterable[ExpandedJob], backend: st
         records.append(
             JobRecord(
                 id=new_id(), spec=job.spec, backend=name, bulk_id=bulk_id, index=job.index,
-                source=str(Path(job.source).resolve()) if job.source else "", params=job.params,
+                source=_resolved(job.source, sources), params=job.params,
             )
         )  # fmt: skip
     return records
+
+
+def _resolved(source: str, cache: dict[str, str]) -> str:
+    if source and source not in cache:
+        cache[source] = str(Path(source).resolve())
+    return cache.get(source, "")
 
 
 def preflight(session: Session, records: Sequence[JobRecord]) -> None:
@@ -160,7 +167,10 @@ def submit_records(
     """Store new records, claim them, submit them."""
     preflight(session, records)
     session.store.add(records)
-    claimed = session.store.claim([r.id for r in records])
+    claimed_ids = set(session.store.claim_ids([r.id for r in records]))
+    claimed = [r for r in records if r.id in claimed_ids]  # as stored: not read back (10,000 specs)
+    for record in claimed:
+        record.state = JobState.SUBMITTING
     return submit_claimed(session, claimed, progress)
 
 

@@ -25,7 +25,8 @@ import pytest
 import computeops_grid
 from computeops_grid import worker
 from computeops_grid.backends.local import backend as local_backend
-from computeops_grid.backends.slurm.script import Directives, array_script, job_script
+from computeops_grid.backends.slurm import arrays
+from computeops_grid.backends.slurm.script import job_script
 from computeops_grid.images import reference
 from computeops_grid.images.errors import ImageError
 from computeops_grid.jobs import exit_codes
@@ -101,8 +102,11 @@ def test_slurm_job_scripts_exit_with_table_codes(tmp_path: Path, pilot: ModuleTy
     job = record("true")
     missing = tmp_path / "no such dir"
     script = job_script(job, missing, python="python3", image_root=None)
-    array = array_script([record("true", bulk_id="b1", index=0)], [tmp_path], tmp_path, Directives())
-    used = {int(code) for text in (script, array) for code in re.findall(r"\bexit (\d+)", text)}
+    array_of_one = arrays.Array((record("true", bulk_id="b1", index=0),), 0)
+    tasks = arrays.tasks_file(array_of_one, [tmp_path / "job"], [["true"]], [[]])
+    (tmp_path / arrays.TASKS_FILE).write_text(tasks)
+    array = arrays.sbatch_script(array_of_one, tmp_path, [], None)
+    used = {int(code) for text in (script, array, tasks) for code in re.findall(r"\bexit (\d+)", text)}
     assert used <= set(pilot.EXIT_CODES), f"job-script codes {used} must be rows of EXIT_CODES"
 
     ran = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=False)

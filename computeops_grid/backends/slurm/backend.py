@@ -24,12 +24,13 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePath, PurePosixPath
 from typing import ClassVar, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, PositiveInt, TypeAdapter, ValidationError, field_validator, model_validator
 
+from computeops_grid import worker
 from computeops_grid.backends.base import (
     BackendContext,
     BackendSettings,
@@ -41,14 +42,26 @@ from computeops_grid.backends.base import (
 from computeops_grid.backends.common import ssh
 from computeops_grid.backends.common.cancel import not_found
 from computeops_grid.backends.common.environment import RUNNER_ENV, exported_names
-from computeops_grid.backends.common.jobdir import input_sources, job_workdir, prepare
+from computeops_grid.backends.common.jobdir import (
+    input_sources,
+    job_workdir,
+    link_or_copy,
+    prepare,
+    shipped_beside,
+)
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.payload import PILOT_FILE
 from computeops_grid.backends.common.retry import with_retries
 from computeops_grid.backends.common.tools import ToolErrors, run_tool, tool_failure
-from computeops_grid.backends.slurm import script
+from computeops_grid.backends.slurm import arrays, script
 from computeops_grid.backends.slurm import status as st
-from computeops_grid.errors import BackendError, BackendUnavailable, ConfigError, CredentialError
+from computeops_grid.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    CredentialError,
+    JobFileError,
+)
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 
@@ -65,6 +78,7 @@ ERRORS = ToolErrors(
     rejected_hint="fix the job's resources or the backend's partition/account/qos settings",
 )
 _GONE = ("Invalid job id", "already completing or completed")
+_THROTTLE: TypeAdapter[int] = TypeAdapter(PositiveInt)
 
 
 class SlurmSettings(BackendSettings):
@@ -79,6 +93,11 @@ class SlurmSettings(BackendSettings):
     image_root: str | None = None  # image repository as the nodes see it
     python: str = "python3"  # interpreter for the wrapper on the nodes
     accounting: Literal["auto", "yes", "no"] = "auto"
+    array_throttle: PositiveInt | None = Field(
+        default=None,
+        description="at most this many tasks of each array run at once (sbatch --array=...%N); "
+        "a job's backend_options.array_throttle overrides it",
+    )
     command_timeout: float = 60.0
     # a cluster reached through its login node (paths above are then paths there)
     ssh: str | None = None  # user@host[:port]
@@ -157,6 +176,7 @@ class SlurmBackend:
             extra=tuple(settings.sbatch_options),
         )
         self._accounting: bool | None = {"yes": True, "no": False}.get(settings.accounting)
+        self._max_array_size: int | None = None  # the cluster's MaxArraySize, once asked
         # a cluster behind a login node: commands and job directories are there
         self.login: ssh.LoginNode | None = None
         self.cluster_dir: PurePosixPath | None = None
@@ -187,6 +207,8 @@ class SlurmBackend:
                 hint="fix slurm_conf in the resource's settings (the path of the cluster's "
                 "slurm.conf here), or remove it to use the default",
             )
+        for job in jobs:  # a bad array_throttle is the job file's fault
+            self._throttle(job)
 
     def _run(self, tool: str, args: list[str]) -> subprocess.CompletedProcess[str]:
         exe = str(PurePosixPath(self.settings.bin_dir) / tool) if self.settings.bin_dir else tool
@@ -206,15 +228,31 @@ class SlurmBackend:
 
     # -- submit ---------------------------------------------------------------------
 
+    def _throttle(self, job: JobRecord) -> int | None:
+        """How many tasks of each array may run at once (``--array=...%N``): the job's
+        ``backend_options.array_throttle``, else the resource's ``array_throttle``."""
+        value = job.spec.backend_options.get("array_throttle")
+        if value is None:
+            return self.settings.array_throttle
+        try:
+            return _THROTTLE.validate_python(value)
+        except ValidationError:
+            raise JobFileError(
+                f"expected a whole number of tasks >= 1, got {value!r}",
+                path=job.source,
+                field="backend_options.array_throttle",
+                hint="at most this many tasks of each Slurm array run at once (sbatch --array=...%N)",
+            ) from None
+
     def _groups(self, jobs: Sequence[JobRecord]) -> list[list[JobRecord]]:
-        """Jobs of one bulk with identical resources become one array; the rest go alone."""
-        groups: dict[tuple[str, tuple[str, ...]], list[JobRecord]] = {}
+        """Jobs of one bulk with identical resources go together; the rest go alone."""
+        groups: dict[tuple[str, tuple[str, ...], int | None], list[JobRecord]] = {}
         singles: list[list[JobRecord]] = []
         for job in jobs:
             if job.bulk_id is None:
                 singles.append([job])
                 continue
-            key = (job.bulk_id, tuple(script.sbatch_options(job, self.directives)))
+            key = (job.bulk_id, tuple(script.sbatch_options(job, self.directives)), self._throttle(job))
             groups.setdefault(key, []).append(job)
         out = singles
         for group in groups.values():
@@ -223,6 +261,29 @@ class SlurmBackend:
             else:
                 out += [[j] for j in group]
         return out
+
+    def _units(self, jobs: Sequence[JobRecord], *, size: int | None = None) -> list[JobRecord | arrays.Array]:
+        """What ``sbatch`` is called for: single jobs, and bulks split into arrays that fit
+        the cluster's ``MaxArraySize`` (each bulk job alone where arrays are disabled)."""
+        units: list[JobRecord | arrays.Array] = []
+        for group in self._groups(jobs):
+            if len(group) == 1 and group[0].bulk_id is None:
+                units.append(group[0])
+            elif (size := size if size is not None else self.max_array_size()) > 0:
+                units += arrays.split(group, size)
+            else:
+                units += group
+        return units
+
+    def max_array_size(self) -> int:
+        """The cluster's ``MaxArraySize`` (``scontrol show config``), asked once per resource."""
+        if self._max_array_size is None:
+            size = arrays.parse_max_array_size(self._checked("scontrol", ["show", "config"]))
+            if size is None:
+                log.warning("scontrol show config names no MaxArraySize: using Slurm's default")
+                size = arrays.DEFAULT_MAX_ARRAY_SIZE
+            self._max_array_size = size
+        return self._max_array_size
 
     def _sbatch(self, script_path: PurePath) -> str:
         """Submit one script; returns the native job id (without the cluster name).
@@ -241,72 +302,77 @@ class SlurmBackend:
         (workdir / script.JOB_SCRIPT).write_text(text)
         return workdir
 
-    def _links_dir(self, group: Sequence[JobRecord]) -> PurePath:
-        base: PurePath = self.cluster_dir if self.cluster_dir is not None else self.jobs_dir
-        return base / ".arrays" / f"{group[0].bulk_id}-{group[0].index}"
+    def _root(self) -> PurePath:
+        """Where job directories are, as the nodes see them."""
+        return self.cluster_dir if self.cluster_dir is not None else self.jobs_dir
 
-    def _write_group(self, group: list[JobRecord]) -> PurePath:
-        """Write every job's files; returns the script to give to ``sbatch``."""
-        if self.login is not None:
-            return self._stage_remote(group)
-        workdirs = [self._write_job(job) for job in group]
-        if len(group) == 1 and group[0].bulk_id is None:
-            path = workdirs[0] / "cops-sbatch.sh"
-            path.write_text(script.single_script(group[0], workdirs[0], self.directives))
+    def _array_files(self, array: arrays.Array) -> tuple[PurePath, arrays.Staged]:
+        """The array's directory and its files: wrapper and inputs once, the tasks, the script."""
+        root = self._root()
+        array_dir = root / arrays.ARRAYS_DIR / array.dir_name
+        if self.cluster_dir is None:
+            workdirs: list[PurePath] = [job_workdir(j, self.jobs_dir) for j in array.jobs]
+        else:
+            workdirs = [root / j.id for j in array.jobs]
+        argvs = [
+            script.wrapper_argv(j, w, python=self.settings.python, image_root=self.image_root)
+            for j, w in zip(array.jobs, workdirs)
+        ]
+        sources, inputs = arrays.staged_inputs([input_sources(j) for j in array.jobs])
+        options = script.sbatch_options(array.jobs[0], self.directives)
+        texts = {
+            arrays.TASKS_FILE: arrays.tasks_file(array, workdirs, argvs, inputs),
+            arrays.SBATCH_FILE: arrays.sbatch_script(
+                array, array_dir, options, self._throttle(array.jobs[0])
+            ),
+        }
+        movers = {n: worker.path(n) for j in array.jobs for n in shipped_beside(j)}  # storage URLs
+        return array_dir, arrays.Staged({PILOT_FILE: self.context.pilot, **movers, **sources}, texts)
+
+    def _write_unit(self, unit: JobRecord | arrays.Array) -> PurePath:
+        """Write a single job's directory or an array's; returns the script to give to ``sbatch``."""
+        if isinstance(unit, JobRecord):
+            if self.login is not None:
+                return self._stage_remote(unit)
+            workdir = self._write_job(unit)
+            path = workdir / "cops-sbatch.sh"
+            path.write_text(script.single_script(unit, workdir, self.directives))
             return path
-        links = Path(self._links_dir(group))
-        links.mkdir(parents=True, exist_ok=True)
-        for job, workdir in zip(group, workdirs):
-            link = links / str(job.index)
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(workdir)
-        path = links / "cops-sbatch.sh"
-        path.write_text(script.array_script(group, workdirs, links, self.directives))
-        return path
+        array_dir, staged = self._array_files(unit)
+        if self.login is not None:
+            self._put(lambda stage: stage.array(array_dir.relative_to(self._root()), staged))
+        else:
+            _write_array(Path(array_dir), staged)
+        return array_dir / arrays.SBATCH_FILE
 
-    def _stage_remote(self, group: list[JobRecord]) -> PurePosixPath:
-        """Send the group's job directories (and an array's links) to the login node as one
-        tar stream; returns the script to give to ``sbatch`` there. The wrapper and an input
-        shared by many jobs travel once (hard links), as the local path links them."""
+    def _stage_remote(self, job: JobRecord) -> PurePosixPath:
+        """Send a single job's directory to the login node; returns its ``sbatch`` script there."""
+        assert self.cluster_dir is not None
+        workdir = self.cluster_dir / job.id
+
+        def members(stage: _Stage) -> None:
+            stage.directory(job.id)
+            stage.file(self.context.pilot, f"{job.id}/{PILOT_FILE}")
+            for name in shipped_beside(job):
+                stage.file(worker.path(name), f"{job.id}/{name}")
+            for src in input_sources(job):
+                stage.file(src, f"{job.id}/{src.name}")
+            text = script.job_script(job, workdir, python=self.settings.python, image_root=self.image_root)
+            stage.text(f"{job.id}/{script.JOB_SCRIPT}", text)
+            stage.text(f"{job.id}/cops-sbatch.sh", script.single_script(job, workdir, self.directives))
+
+        self._put(members)
+        return workdir / "cops-sbatch.sh"
+
+    def _put(self, members: Callable[[_Stage], None]) -> None:
+        """Stage files into ``remote_jobs_dir`` on the login node as one tar stream (the
+        wrapper and an input shared by many jobs travel once)."""
         assert self.login is not None
         assert self.cluster_dir is not None
-        root = self.cluster_dir
+        login, root = self.login, self.cluster_dir
         with tempfile.TemporaryFile() as buf:
             with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                stage = _Stage(tar)
-                workdirs: list[PurePath] = []
-                for job in group:
-                    workdir = root / job.id
-                    stage.directory(job.id)
-                    stage.file(self.context.pilot, f"{job.id}/{PILOT_FILE}")
-                    for src in input_sources(job):
-                        stage.file(src, f"{job.id}/{src.name}")
-                    stage.text(
-                        f"{job.id}/{script.JOB_SCRIPT}",
-                        script.job_script(
-                            job, workdir, python=self.settings.python, image_root=self.image_root
-                        ),
-                    )
-                    workdirs.append(workdir)
-                if len(group) == 1 and group[0].bulk_id is None:
-                    path = root / group[0].id / "cops-sbatch.sh"
-                    stage.text(
-                        str(path.relative_to(root)),
-                        script.single_script(group[0], workdirs[0], self.directives),
-                    )
-                else:
-                    path = PurePosixPath(self._links_dir(group)) / "cops-sbatch.sh"
-                    links = path.parent.relative_to(root)
-                    stage.directory(str(links.parent))
-                    stage.directory(str(links))
-                    for job, element in zip(group, workdirs):
-                        stage.symlink(f"{links}/{job.index}", str(element))
-                    stage.text(
-                        f"{links}/cops-sbatch.sh",
-                        script.array_script(group, workdirs, path.parent, self.directives),
-                    )
-            login = self.login
+                members(_Stage(tar))
 
             def put() -> None:
                 buf.seek(0)
@@ -318,25 +384,26 @@ class SlurmBackend:
                 raise BackendUnavailable(
                     f"staging failed, nothing submitted: {exc.message}", hint=exc.hint
                 ) from None
-        return path
 
-    def _submit_group(self, group: list[JobRecord]) -> list[SubmitResult]:
+    def _submit_unit(self, unit: JobRecord | arrays.Array) -> list[SubmitResult]:
+        jobs = [unit] if isinstance(unit, JobRecord) else list(unit.jobs)
         try:
-            path = self._write_group(group)  # staging on a login node may fail: nothing submitted
+            path = self._write_unit(unit)  # staging on a login node may fail: nothing submitted
             native = self._sbatch(path)
         except CredentialError as exc:  # the connection to the login node was refused: not sent
             error = BackendUnavailable(exc.message, hint=exc.hint)
-            return [SubmitResult(job_id=j.id, error=error) for j in group]
-        except BackendError as exc:  # every job of the group shares the answer (may have arrived too)
+            return [SubmitResult(job_id=j.id, error=error) for j in jobs]
+        except BackendError as exc:  # every job of the unit shares the answer (may have arrived too)
             if exc.uncertain:
                 log.warning("%s; run `cops-grid sync`", exc.message)
-            return [SubmitResult(job_id=j.id, error=exc) for j in group]
-        if len(group) == 1 and group[0].bulk_id is None:
-            return [SubmitResult(job_id=group[0].id, native_id=native)]
-        return [SubmitResult(job_id=j.id, native_id=f"{native}_{j.index}") for j in group]
+            return [SubmitResult(job_id=j.id, error=exc) for j in jobs]
+        if isinstance(unit, JobRecord):
+            return [SubmitResult(job_id=unit.id, native_id=native)]
+        return [SubmitResult(job_id=j.id, native_id=f"{native}_{unit.task_id(j)}") for j in jobs]
 
     def submit(self, jobs: Sequence[JobRecord]) -> list[SubmitResult]:
-        """One ``sbatch`` per single job and one ``sbatch --array`` per bulk, results in order.
+        """One ``sbatch`` per single job and per array (a bulk is as few arrays as
+        ``MaxArraySize`` allows), results in order.
 
         Every failure comes back as ``error`` on the job's result, with its delivery: refused,
         not sent (controller unreachable) or may have arrived (``sbatch`` timed out).
@@ -345,8 +412,8 @@ class SlurmBackend:
             login = self.login
             with_retries(lambda: login.connect(self.settings.command_timeout), idempotent=True, what="ssh")
         by_id: dict[str, SubmitResult] = {}
-        for group in self._groups(jobs):
-            for result in self._submit_group(group):
+        for unit in self._units(jobs):
+            for result in self._submit_unit(unit):
                 by_id[result.job_id] = result
         return [by_id[job.id] for job in jobs]
 
@@ -441,13 +508,18 @@ class SlurmBackend:
         """Find jobs by the cops-grid id in their Slurm job name; never submits."""
         by_name: dict[tuple[str, int | None], st.NativeJob] = {}
         for queued in self._queue():
-            by_name[(queued.name, queued.array_index)] = queued
+            task = queued.array_index
+            parsed = arrays.parse_name(queued.name) if task is not None else None
+            if parsed is not None and task is not None:  # an array's task: its job's index
+                by_name[(f"{script.NAME_PREFIX}{parsed[0]}", parsed[1] + task)] = queued
+            else:
+                by_name[(queued.name, task)] = queued
         hits: dict[str, st.NativeJob | None] = {}
         for job in jobs:
-            key: tuple[str, int | None] = (f"{script.NAME_PREFIX}{job.id}", None)
+            single = by_name.get((f"{script.NAME_PREFIX}{job.id}", None))  # also a bulk job sent alone
             if job.bulk_id is not None:
-                key = (f"{script.NAME_PREFIX}{job.bulk_id}", job.index)
-            hits[job.id] = by_name.get(key)
+                single = by_name.get((f"{script.NAME_PREFIX}{job.bulk_id}", job.index)) or single
+            hits[job.id] = single
         # a job Slurm forgot left its id in its directory when it started
         files = self._job_files([j for j in jobs if hits[j.id] is None], [script.NATIVE_ID_FILE])
         found: dict[str, SubmitResult | None] = {}
@@ -495,25 +567,45 @@ class SlurmBackend:
 
     def logs(self, job: JobRecord) -> str:
         files = self._job_files([job], [script.STDOUT, script.STDERR])[job.id]
-        return "".join(files.get(name, "") for name in (script.STDOUT, script.STDERR))
+        return "".join(files.get(name, "") for name in (script.STDOUT, script.STDERR)) + self._task_log(job)
+
+    def _task_log(self, job: JobRecord) -> str:
+        """What Slurm wrote for an array task outside its job directory (``<task id>.log``)."""
+        _, sep, task = (job.native_id or "").partition("_")
+        if job.bulk_id is None or not sep or not task.isdigit():
+            return ""
+        rel = f"{arrays.ARRAYS_DIR}/{job.bulk_id}-{job.index - int(task)}/{task}.log"
+        if self.login is None or self.cluster_dir is None:
+            with contextlib.suppress(OSError):
+                return (self.jobs_dir / rel).read_text(errors="replace")
+            return ""
+        login, root = self.login, self.cluster_dir
+        found = with_retries(
+            lambda: login.read_files(root, [rel], timeout=self.settings.command_timeout),
+            idempotent=True,
+            what="reading job files",
+        )
+        return found.get(rel, b"").decode(errors="replace")
 
     def describe(self, jobs: Sequence[JobRecord]) -> str:
         """The batch script(s) ``submit`` would give to sbatch (``--dry-run``); writes nothing."""
         texts = []
-        for group in self._groups(jobs):
-            workdirs: list[PurePath] = [
-                self.cluster_dir / j.id if self.cluster_dir is not None else j.workdir or self.jobs_dir / j.id
-                for j in group
-            ]
-            if len(group) == 1 and group[0].bulk_id is None:
-                texts.append(script.single_script(group[0], workdirs[0], self.directives))
-            else:
-                texts.append(script.array_script(group, workdirs, self._links_dir(group), self.directives))
-            texts.append(
-                script.job_script(
-                    group[0], workdirs[0], python=self.settings.python, image_root=self.image_root
+        try:
+            size = self.max_array_size() if any(j.bulk_id for j in jobs) else 0
+        except BackendError as exc:  # a dry run works without the cluster
+            size = arrays.DEFAULT_MAX_ARRAY_SIZE
+            texts.append(f"# MaxArraySize {size} assumed (Slurm's default): {exc.message}")
+        for unit in self._units(jobs, size=size):
+            if isinstance(unit, JobRecord):
+                workdir = self._root() / unit.id if self.cluster_dir is not None else unit.workdir
+                workdir = workdir or self.jobs_dir / unit.id
+                texts.append(script.single_script(unit, workdir, self.directives))
+                texts.append(
+                    script.job_script(unit, workdir, python=self.settings.python, image_root=self.image_root)
                 )
-            )
+                continue
+            array_dir, staged = self._array_files(unit)
+            texts += [f"# {array_dir / name}\n{text}" for name, text in sorted(staged.texts.items())]
         return "\n".join(texts)
 
     def check(self) -> Health:
@@ -563,10 +655,29 @@ class _Stage:
         info.size = len(data)
         self.tar.addfile(info, io.BytesIO(data))
 
-    def symlink(self, name: str, target: str) -> None:
-        info = self._info(name, tarfile.SYMTYPE, 0o777)
-        info.linkname = target
-        self.tar.addfile(info)
+    def array(self, array_dir: PurePath, staged: arrays.Staged) -> None:
+        """An array's directory (``.arrays/<name>``) with its files."""
+        made: set[str] = set()
+        for rel in [*staged.sources, *staged.texts]:
+            parents = PurePosixPath(array_dir, rel).parents
+            for parent in reversed(parents[:-1]):
+                if str(parent) not in made:
+                    made.add(str(parent))
+                    self.directory(str(parent))
+        for rel, src in staged.sources.items():
+            self.file(src, f"{array_dir}/{rel}")
+        for rel, text in staged.texts.items():
+            self.text(f"{array_dir}/{rel}", text)
+
+
+def _write_array(array_dir: Path, staged: arrays.Staged) -> None:
+    """An array's directory here: the wrapper and inputs linked in, the texts written."""
+    for rel, src in staged.sources.items():
+        dest = array_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(src, dest)
+    for rel, text in staged.texts.items():
+        (array_dir / rel).write_text(text)
 
 
 def _ended(native: st.NativeJob) -> bool:

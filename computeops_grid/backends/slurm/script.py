@@ -1,9 +1,9 @@
-"""The batch scripts the Slurm backend writes: one per job, plus one dispatcher per array.
+"""The batch scripts the Slurm backend writes for a single job (arrays: :mod:`.arrays`).
 
-Each job directory holds ``cops-job.sh``: it runs the payload through the pilot wrapper
-(argv quoted with :func:`shlex.quote`) and leaves the exit code in ``cops-exitcode``,
-so a job that has left ``squeue`` can still be resolved. A bulk becomes one
-``sbatch --array`` whose script maps ``$SLURM_ARRAY_TASK_ID`` to the element's directory.
+A single job's directory holds ``cops-job.sh``: it runs the payload through the pilot
+wrapper (argv quoted with :func:`shlex.quote`) and leaves the exit code in
+``cops-exitcode``, so a job that has left ``squeue`` can still be resolved. An array's
+tasks leave the same files in their own directories.
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ def sbatch_options(job: JobRecord, opts: Directives) -> list[str]:
     return lines
 
 
-def job_script(job: JobRecord, workdir: PurePath, *, python: str, image_root: str | None) -> str:
-    """``cops-job.sh`` of one job: run the wrapper in the job dir, keep the exit code."""
-    argv = pilot_argv(
+def wrapper_argv(job: JobRecord, workdir: PurePath, *, python: str, image_root: str | None) -> list[str]:
+    """The argv that runs the job's payload through the wrapper in its job directory."""
+    return pilot_argv(
         job.spec,
         pilot=f"./{PILOT_FILE}",
         python=python,
@@ -74,6 +74,11 @@ def job_script(job: JobRecord, workdir: PurePath, *, python: str, image_root: st
         workdir=str(workdir),
         report=REPORT_NAME,
     )
+
+
+def job_script(job: JobRecord, workdir: PurePath, *, python: str, image_root: str | None) -> str:
+    """``cops-job.sh`` of one job: run the wrapper in the job dir, keep the exit code."""
+    argv = wrapper_argv(job, workdir, python=python, image_root=image_root)
     return "\n".join(
         [
             "#!/bin/sh",
@@ -103,10 +108,6 @@ def single_script(job: JobRecord, workdir: PurePath, opts: Directives) -> str:
     return f"#!/bin/sh\n{header}\nexec /bin/sh {shlex.quote(str(workdir / JOB_SCRIPT))}\n"
 
 
-def array_name(jobs: Sequence[JobRecord]) -> str:
-    return f"{NAME_PREFIX}{jobs[0].bulk_id}"
-
-
 def array_spec(indices: Sequence[int]) -> str:
     """``0-99`` for a contiguous run, else a comma list of ranges (``1-3,7,9-10``)."""
     ordered = sorted(indices)
@@ -120,26 +121,3 @@ def array_spec(indices: Sequence[int]) -> str:
         if value is not None:
             start = prev = value
     return ",".join(parts)
-
-
-def array_script(
-    jobs: Sequence[JobRecord], workdirs: Sequence[PurePath], links: PurePath, opts: Directives
-) -> str:
-    """One ``sbatch --array`` script for a bulk; ``links/<index>`` point at the element dirs."""
-    directives = [
-        f"--job-name={array_name(jobs)}",
-        f"--array={array_spec([j.index for j in jobs])}",
-        f"--chdir={links}",
-        f"--output={links}/%a/{STDOUT}",
-        f"--error={links}/%a/{STDERR}",
-        *sbatch_options(jobs[0], opts),
-    ]
-    header = "\n".join(f"#SBATCH {shlex.quote(d)}" for d in directives)
-    cases = "\n".join(f"{j.index}) d={shlex.quote(str(w))} ;;" for j, w in zip(jobs, workdirs))
-    return (
-        f"#!/bin/sh\n{header}\n"
-        f'case "$SLURM_ARRAY_TASK_ID" in\n{cases}\n'
-        '*) echo "cops-grid: unknown array index $SLURM_ARRAY_TASK_ID" >&2; '
-        f"exit {exit_codes.code('job-index-unknown')} ;;\nesac\n"
-        f'exec /bin/sh "$d/{JOB_SCRIPT}"\n'
-    )

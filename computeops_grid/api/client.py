@@ -251,6 +251,7 @@ class Client:
     def export(self, refs: Refs, dest: PathLike) -> Path:
         """Write a Workflow Run RO-Crate (Process Run Crate profile) of ended jobs into
         ``dest`` (new or empty; needs the ``crate`` extra); returns the crate's directory."""
+        export_logic.require_rocrate()  # a missing extra is said before anything else
         with self._session() as session:
             return export_logic.export_crate(session, self._resolve(session, refs), Path(dest))
 

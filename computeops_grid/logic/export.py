@@ -43,10 +43,16 @@ STATUS = {
 }
 
 
-def export_crate(session: Session, ids: list[str], dest: Path) -> Path:
-    """Write the crate of the ended jobs ``ids`` into ``dest`` (created; must be empty)."""
+def require_rocrate() -> type[Any]:
+    """The ``rocrate`` library's ROCrate class, or :class:`~computeops_grid.errors.ExtraMissing`."""
     with extras.needed("RO-Crate export", "crate"):
         from rocrate.rocrate import ROCrate  # noqa: PLC0415 - optional extra, loaded when used
+    return ROCrate  # type: ignore[no-any-return]
+
+
+def export_crate(session: Session, ids: list[str], dest: Path) -> Path:
+    """Write the crate of the ended jobs ``ids`` into ``dest`` (created; must be empty)."""
+    ROCrate = require_rocrate()
     if dest.exists() and any(dest.iterdir()):
         raise UsageError(f"{dest} is not empty", hint="export into a new directory")
     records = session.store.get_many(ids)

@@ -41,7 +41,8 @@ def refresh(session: Session, ids: Sequence[str] | None = None) -> list[JobRecor
         session.store.transitions(
             (job_id, info.state, info.message, info.exit_code, None, None) for job_id, info in answers.items()
         )
-        provenance.collect_ended(session, jobs)  # what ran comes back as soon as a job is seen ended
+        # what ran comes back as soon as a job is seen ended
+        provenance.collect_ended(session, [i for i, info in answers.items() if info.state.final])
     return session.store.get_many(ids) if ids is not None else session.store.records(states=ACTIVE)
 
 

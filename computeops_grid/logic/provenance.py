@@ -58,10 +58,11 @@ def collect(session: Session, records: Sequence[JobRecord]) -> int:
     return stored
 
 
-def collect_ended(session: Session, before: Sequence[JobRecord]) -> None:
-    """After a refresh: collect for the jobs of ``before`` (active then) that have ended since."""
-    ids = [r.id for r in before if not r.state.final]
-    collect(session, [r for r in session.store.get_many(ids) if r.state.final])
+def collect_ended(session: Session, ids: Sequence[str]) -> None:
+    """After a refresh: collect for the jobs ``ids`` a backend just reported ended (only the
+    ones the store recorded as ended and that have no report yet are read again)."""
+    if ids:
+        collect(session, [r for r in session.store.get_many(list(ids)) if r.state.final])
 
 
 def store_report(session: Session, job_id: str, report: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from computeops_grid.bench.daemons import world_dir
-from computeops_grid.worker.cops_pilot import EXIT_IMAGE_NOT_FOUND
+from computeops_grid.jobs.exit_codes import code
 from tests.conftest import Cli
 from tests.e2e.helpers import rows
 from tests.images.helpers import busybox_image
@@ -131,7 +131,7 @@ def test_same_image_reruns_the_digest_that_ran_after_the_tag_moved(
     assert gone.code != 0
     refused = show(cli, gone.stdout.splitlines()[0])
     assert refused["state"] == "failed"
-    assert refused["exit_code"] == EXIT_IMAGE_NOT_FOUND
+    assert refused["exit_code"] == code("image-not-found")
     assert refused["report"]["wrapper_exit_reason"] == "image-not-found"
     assert old_digest in refused["report"]["error"]
     assert refused["report"]["runtime"] is None  # nothing ran: not the tag's new image either

@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from computeops_grid import worker
 from computeops_grid.images.default import PUBLIC
 from computeops_grid.logic.export import PROFILE, WFRUN
-from computeops_grid.worker.cops_pilot import RUNTIMES
 from tests.conftest import EXAMPLES, Cli
 from tests.e2e.helpers import rows
 
@@ -44,7 +44,7 @@ def test_hello_shows_the_digest_runtime_and_node_and_exports_a_process_run_crate
     ran = show(cli, hello)  # no `get` was run: the report came back with the job
     assert ran["image"]["digest"] == "sha256:" + flat.name
     assert ran["image"]["digest_source"] == "flat-directory"
-    assert ran["runtime"]["name"] in RUNTIMES
+    assert ran["runtime"]["name"] in worker.load_pilot().RUNTIMES
     assert ran["runtime"]["version"].startswith(ran["runtime"]["name"] + " ")
     assert all(name != ran["runtime"]["name"] for name in ran["runtime"]["refused"])
     assert ran["node"]["hostname"] == socket.gethostname()

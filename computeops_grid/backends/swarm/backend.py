@@ -39,6 +39,7 @@ from computeops_grid.backends.common.jobdir import input_sources, job_workdir, l
 from computeops_grid.backends.common.outputs import collect_outputs
 from computeops_grid.backends.common.retry import one_by_one
 from computeops_grid.backends.swarm import spec as sp
+from computeops_grid.backends.swarm.report import task_report
 from computeops_grid.errors import BackendError, BackendUnavailable
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -237,6 +238,17 @@ class SwarmBackend:
             if info.state.final and task is not None:
                 self._maybe_cleanup(service, task)
         return out
+
+    def reports(self, jobs: Sequence[JobRecord]) -> dict[str, dict[str, Any]]:
+        """What ran, from the engine (``SupportsReports``; no wrapper report on Swarm)."""
+        services, tasks = self._services(), self._tasks()
+        found = {}
+        for job in jobs:
+            service = services.get(job.id)
+            task = sp.latest_task(tasks.get(service.id, [])) if service is not None else None
+            if task is not None:
+                found[job.id] = task_report(self.client(), job, task)
+        return found
 
     def _maybe_cleanup(self, service: Any, task: dict[str, Any]) -> None:
         ended = sp.parse_time(task["Status"]["Timestamp"])

@@ -26,7 +26,7 @@ def test_reports_give_the_engine_image_id_node_and_times(swarm: SwarmBackend) ->
     report = reports[jobs[0].id]
     engine = swarm.client()
     ran = report["engine_image"]["ref"]
-    assert report["image_digest"] == engine.api.inspect_image(ran)["Id"]
+    assert report["image_digest"] == engine.api.inspect_image(ran)["Id"]  # type: ignore[no-untyped-call]
     assert report["image_digest"].startswith("sha256:")
     info = engine.info()
     assert report["runtime"] == "docker-swarm"

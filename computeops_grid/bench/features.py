@@ -213,18 +213,49 @@ def binds(adapter: Adapter, work: Path) -> str:
     return f"/cvmfs {cvmfs_cell}; scratch at /srv {'rw' if scratch_ok else 'NOT written'}"
 
 
-def simd_flags(adapter: Adapter, work: Path) -> str:
-    host = subprocess.run(
-        [str(adapter.rootfs / "bench/kernel-best"), "cpuflags"], capture_output=True, text=True, check=False
-    ).stdout
-    inside = _run(adapter, ["/bench/kernel-best", "cpuflags"], work).stdout
+def _isa(text: str) -> dict[str, set[str]]:
+    """``{"cpuid": {...}, "built": {...}, "proc": {...}}`` from ``kernel cpuflags`` output."""
+    out: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        head, _, rest = line.partition(" ")
+        if head in ("cpuid", "built"):
+            out[head] = set(rest.split())
+        elif head == "proc":
+            out["proc"] = set(rest.split(":", 1)[-1].split())
+    return out
 
-    def pick(text: str) -> set[str]:
-        return {w for w in text.split() if w in SIMD}
 
-    if not inside.strip():
-        return "not measured: no output"
-    return "same as host" if pick(inside) == pick(host) else f"differ: {sorted(pick(inside) ^ pick(host))}"
+def isa_inside(adapter: Adapter, work: Path) -> str:
+    """Vectorisation: the x86-64 level of the CPU flags the payload sees in /proc/cpuinfo, whether
+    cpuid agrees, and the code path each kernel build takes (the widest ISA it was compiled for)."""
+    from computeops_grid.bench.image import best_level  # noqa: PLC0415 - image imports features' peers
+
+    host = _isa(
+        subprocess.run(
+            [str(adapter.rootfs / "bench/kernel-best"), "cpuflags"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    )
+    best = _isa(_run(adapter, ["/bench/kernel-best", "cpuflags"], work).stdout)
+    base = _isa(_run(adapter, ["/bench/kernel-baseline", "cpuflags"], work).stdout)
+    if "proc" not in best:
+        return "not measured: no /proc/cpuinfo flags inside"
+    level = best_level(best["proc"])
+    simd = sorted(best["proc"] & set(SIMD), key=SIMD.index)
+    same = "same as host" if best["proc"] == host.get("proc") else "DIFFERS from the host"
+    cpuid = "cpuid agrees" if best.get("cpuid") == set(simd) else f"cpuid {sorted(best.get('cpuid', ()))}"
+
+    def path(built: set[str]) -> str:
+        widest = next((f for f in ("avx512f", "avx2", "avx", "sse4_2", "sse2") if f in built), "scalar")
+        return widest.upper().replace("_", ".") if widest != "scalar" else widest
+
+    return (
+        f"/proc/cpuinfo {level} ({' '.join(simd)}; {same}); {cpuid}; "
+        f"simd-best takes its {path(best.get('built', set()))} path, simd-baseline its "
+        f"{path(base.get('built', set()))} path"
+    )
 
 
 def gpu_method(adapter: Adapter, work: Path) -> str:
@@ -298,7 +329,7 @@ CHECKS: dict[str, Callable[[Adapter, Path], str]] = {
     "binds": binds,
     "sees the host (pid/net namespaces, /dev)": host_view,
     "payload writes the image": image_writable,
-    "SIMD flags inside": simd_flags,
+    "ISA inside (vectorisation)": isa_inside,
     "GPU method": gpu_method,
     "image formats": formats,
 }

@@ -157,6 +157,24 @@ static int cpuflags(void) {
     if (__builtin_cpu_supports("fma")) printf(" fma");
     if (__builtin_cpu_supports("avx512f")) printf(" avx512f");
     printf("\n");
+    /* the code path this build takes: the widest vector ISA the compiler was allowed to use */
+    printf("built");
+#if defined(__AVX512F__)
+    printf(" avx512f");
+#endif
+#if defined(__AVX2__)
+    printf(" avx2");
+#endif
+#if defined(__AVX__)
+    printf(" avx");
+#endif
+#if defined(__SSE4_2__)
+    printf(" sse4_2");
+#endif
+#if defined(__SSE2__)
+    printf(" sse2");
+#endif
+    printf("\n");
     FILE *f = fopen("/proc/cpuinfo", "r");
     static char line[65536];
     while (f && fgets(line, sizeof line, f))

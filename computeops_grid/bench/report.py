@@ -118,6 +118,68 @@ def html_table(table: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def resolution_section(study: Study) -> list[tuple[str, str, list[list[str]]]]:
+    """How many repetitions ±3 % needed on each steady workload, and what the run reached."""
+    res = study.extra.get("resolution")
+    if not res:
+        return []
+    from computeops_grid.bench import resolution  # noqa: PLC0415 - only for full runs
+
+    first = [resolution.Need(**n) for n in res["first"]]
+    final = [resolution.Need(**n) for n in res["final"]]
+    reached = sum(1 for n in final if resolution.reached(n, res["target"]))
+    worst = max(first, key=lambda n: n.needed, default=None)
+    text = (
+        f"The first pass ({res['first_pass_repeats']} repetitions) measured each steady ratio's 95 % "
+        f"interval; its half-width shrinks like 1/sqrt(n), so n_first x (half-width / {res['target']:.0%})^2 "
+        f"repetitions reach ±{res['target']:.0%}. The run then repeated the workloads that needed more, "
+        f"up to {res['cap']} repetitions and {res['budget_s']:.0f} s ({res['stopped']}; "
+        f"{res['done_repeats']} repetitions in all, {res['extension_s']:.0f} s). "
+        f"{reached} of {len(final)} steady ratios reached ±{res['target']:.0%}."
+    )
+    if worst is not None:
+        text += f" The noisiest, {worst.workload} on {worst.system}, needed {worst.needed}."
+    return [("Resolution", text, resolution.table(first, final, res["target"]))]
+
+
+def interop_sections(study: Study) -> list[tuple[str, str, list[list[str]]]]:
+    """The Docker -> Singularity experiment: its answer, every run, and the commands it ran."""
+    data = study.extra.get("interop")
+    if not data:
+        return []
+    runs = [["runtime", "image", "how", "commands", "ran", "output sha256", "differs from the reference"]]
+    for r in data["runs"]:
+        runs.append(
+            [
+                r["runtime"],
+                r["image"],
+                r["how"],
+                str(len(r["commands"])),
+                "yes" if r["ok"] else f"no: {r['error'][:120]}",
+                r["checksum"],
+                "; ".join(r["differs"]) or ("identical" if r["ok"] else "—"),
+            ]
+        )
+    steps = [["step", "exit", "seconds", "error"]]
+    steps += [[s["what"], str(s["rc"]), f"{s['seconds']:.1f}", s["tail"][:160]] for s in data["steps"]]
+    text = (
+        f"{data['answer']} Reference: {data['reference']}. The experiment took {data['seconds']:.0f} s; "
+        "'images': docker = the Dockerfile built with buildah and published unpacked with "
+        "`cops-grid image publish`; roundtrip = the Dockerfile converted to a Singularity definition and "
+        "back with `cops-grid image convert`, built and published the same way; sif-from-oci / sif-from-def "
+        "= SIFs built by Apptainer from the OCI archive / from the converted definition."
+    )
+    notes = " ".join(data.get("notes", []))
+    return [
+        (
+            "Interoperability: develop with Docker, deploy with Singularity?",
+            text + (" " + notes if notes else ""),
+            runs,
+        ),
+        ("Interoperability: the commands the experiment ran", "", steps),
+    ]
+
+
 CRITERION_TEXT = {
     "security": "Found by running payloads and reading /proc and dpkg on this machine (bench/criteria.py).",
     "administration": (
@@ -153,6 +215,8 @@ def sections(study: Study, rows: list[Row]) -> list[tuple[str, str, list[list[st
             "Measured by running payloads on each system, unless a cell says otherwise.",
             feature_table(study),
         ),
+        *resolution_section(study),
+        *interop_sections(study),
         *(
             (f"Criterion: {name}", CRITERION_TEXT.get(name, ""), criterion_table(study, name))
             for name in study.criteria

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from computeops_grid.bench import criteria, features, report, rootless, workloads
+from computeops_grid.bench import criteria, features, interop, report, resolution, rootless, workloads
 from computeops_grid.bench.docker_setup import docker_for_study
 from computeops_grid.bench.image import build_image
 from computeops_grid.bench.lxc import lxd_for_study
@@ -49,6 +49,11 @@ class Options:
     with_features: bool = True
     seed: int = 0
     rootless_user: str = rootless.DEFAULT_USER
+    # full runs: extra repetitions until the steady workloads resolve ±3 %, within these caps
+    resolve: bool = False
+    max_repeats: int = 40
+    resolve_budget_s: float = 1200.0
+    interop: bool = False  # the Docker -> Singularity experiment (bench/interop.py) after the benchmark
 
 
 def run(options: Options, progress: Callable[[Measurement], None] | None = None) -> report.Written:
@@ -72,10 +77,27 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
             runnable = [w for w in chosen if not w.needs_gpu or image.gpu.available]
             plan = Plan(runnable, scale, options.repeats, scratch, image.files_sum, seed=options.seed)
             measurements = run_study(systems, plan, progress)
+            resolved: dict[str, Any] = {}
+            if options.resolve:
+                measurements, resolved = _resolve(
+                    systems,
+                    plan,
+                    infos=infos,
+                    chosen=chosen,
+                    measurements=measurements,
+                    options=options,
+                    progress=progress,
+                )
             feature_rows = []
             if options.with_features:
                 feature_rows = features.matrix(adapters, scratch, options.rootless_user)
             runtime_notes = [a.runtime.note() for a in adapters.values() if hasattr(a.runtime, "note")]
+        interop_data: dict[str, Any] = {}
+        if options.interop:
+            interop_data = interop.run_experiment(work, options.runtimes)
+            ease = interop.ease_columns(interop_data)
+            for row in feature_rows:
+                row.update(ease.get(row["runtime"], {}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     study = Study(
@@ -89,8 +111,36 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
         environment={**_environment(image.best_level, options), "GPU": image.gpu.description},
         notes=[n for n in (docker_note, lxd_note, *runtime_notes) if n],
         criteria={k: list(v) for k, v in criteria.CRITERIA.items()} if feature_rows else {},
+        extra={k: v for k, v in (("resolution", resolved), ("interop", interop_data)) if v},
     )
     return report.write(study, out, conclude(study))
+
+
+def _resolve(
+    systems: list[Any],
+    plan: Plan,
+    *,
+    infos: list[Any],
+    chosen: list[workloads.Workload],
+    measurements: list[Measurement],
+    options: Options,
+    progress: Callable[[Measurement], None] | None,
+) -> tuple[list[Measurement], dict[str, Any]]:
+    """The first pass's spread gives the repetitions for ±3 %; run them (capped); both reported."""
+
+    def rows(ms: list[Measurement]) -> list[Row]:
+        infos_wl = [WorkloadInfo(w.name, w.title) for w in chosen]
+        return summary_rows(Study("", "", BASELINE, infos, infos_wl, measurements=ms))
+
+    first = resolution.needs(rows(measurements))
+    extra, summary = resolution.extend(
+        systems, plan, first, cap=options.max_repeats, budget_s=options.resolve_budget_s, progress=progress
+    )
+    measurements = measurements + extra
+    final = resolution.needs(rows(measurements))
+    summary["first"] = [n.as_dict() for n in first]
+    summary["final"] = [n.as_dict() for n in final]
+    return measurements, summary
 
 
 def _environment(level: str, options: Options) -> dict[str, str]:

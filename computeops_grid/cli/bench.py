@@ -42,9 +42,24 @@ def runtimes(
     rootless_user: str = typer.Option(
         "nobody", "--rootless-user", help="Unprivileged account that the 'works rootless' check runs as."
     ),
+    max_repeat: int = typer.Option(
+        40,
+        "--max-repeat",
+        min=1,
+        help="Full runs: cap on repetitions when resolving ±3 % on steady workloads.",
+    ),
+    resolve_budget: float = typer.Option(
+        1200.0, "--resolve-budget", min=0.0, help="Full runs: seconds at most spent on the extra repetitions."
+    ),
+    interop: bool = typer.Option(
+        False, "--interop", help="Also run the Docker -> Singularity interoperability experiment."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the written paths and summary as JSON."),
 ) -> None:
-    """Run the same workloads bare-metal and under every runtime; write report.md/.html/.json."""
+    """Run the same workloads bare-metal and under every runtime; write report.md/.html/.json.
+
+    A full run (without --quick) computes from its first pass how many repetitions ±3 % needs on
+    each steady workload and runs them, within --max-repeat and --resolve-budget."""
     repeat = repeat or (QUICK_REPEATS if quick else FULL_REPEATS)
     options = runtime_study.Options(
         out=out_dir,
@@ -54,6 +69,10 @@ def runtimes(
         workloads=[w.strip() for w in workloads.split(",") if w.strip()] or None,
         with_features=not no_features,
         rootless_user=rootless_user,
+        resolve=not quick,
+        max_repeats=max(max_repeat, repeat),
+        resolve_budget_s=resolve_budget,
+        interop=interop,
     )
 
     def progress(m: Measurement) -> None:

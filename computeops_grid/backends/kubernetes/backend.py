@@ -30,6 +30,7 @@ from computeops_grid.backends.base import (
 from computeops_grid.backends.common.cancel import not_found, split_ended, stopped
 from computeops_grid.backends.common.http import status_failure, transport_failure
 from computeops_grid.backends.kubernetes import manifest as km
+from computeops_grid.backends.kubernetes.report import pod_report
 from computeops_grid.errors import BackendError
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
@@ -172,6 +173,25 @@ class KubernetesBackend:
     def status(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
         states = self._element_states(self._jobs())
         return {job.id: states[job.id] for job in jobs if job.id in states}
+
+    def reports(self, jobs: Sequence[JobRecord]) -> dict[str, dict[str, Any]]:
+        """What ran, from each job's pod and its node (``SupportsReports``; no wrapper here)."""
+        known, pods, nodes = self._jobs(), self._pods(), {}
+        found = {}
+        for job in jobs:
+            kjob, index = known.get(job.id, (None, None))
+            pod = pods.get((kjob.metadata.name, index)) if kjob is not None else None
+            if pod is None:
+                continue
+            name = pod.spec.node_name if pod.spec is not None else None
+            if name and name not in nodes:
+                try:
+                    nodes[name] = self._core().read_node(name)
+                except Exception as exc:  # no RBAC to read nodes: the node's name is still known
+                    log.info("cannot read node %s: %s", name, exc)
+                    nodes[name] = None
+            found[job.id] = pod_report(job, pod, nodes.get(name) if name else None)
+        return found
 
     def cancel(self, jobs: Sequence[JobRecord]) -> dict[str, StatusInfo]:
         """Delete the Jobs of the jobs still active (foreground: their pods go with them).

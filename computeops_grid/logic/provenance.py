@@ -206,6 +206,13 @@ def pinned_spec(session: Session, rec: JobRecord) -> JobSpec:
             hint="`cops-grid show` says what is known; only a job whose wrapper report came back "
             "with a docker:// image's digest can be pinned",
         )
+    source = (report or {}).get("image_digest_source")
+    if source != "flat-directory":
+        raise UsageError(
+            f"job {rec.id}: it ran {digest} ({source}), which the wrapper cannot look up by digest",
+            hint="--same-image pins docker:// images run from an unpacked repository (.flat/<digest>); "
+            "resubmit without it, or pin the image by hand in the job file",
+        )
     try:
         if not rec.spec.image.startswith("docker://"):
             raise ImageError("not a docker:// name")

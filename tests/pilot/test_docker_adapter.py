@@ -5,6 +5,7 @@ The wrapper drives the ``docker`` CLI by argv; ``DOCKER_HOST`` points it at the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,8 +33,8 @@ def pilot(
     daemon: PrivateDockerd, image_root: Path, workdir: Path, *command: str
 ) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, str(worker.pilot()), "--image", "docker://busybox:latest", "--image-root",
-            str(image_root), "--runtime", "docker", "--workdir", str(workdir), "--env", "GREETING=hi", "--",
-            *command]  # fmt: skip
+            str(image_root), "--runtime", "docker", "--workdir", str(workdir), "--env", "GREETING=hi",
+            "--report", "report.json", "--", *command]  # fmt: skip
     env = {
         **os.environ,
         "DOCKER_HOST": daemon.host,
@@ -58,6 +59,12 @@ def test_rootfs_is_imported_once_and_runs_with_exit_code(
     assert (work / "out.txt").read_text() == "hi\n"
     digest = (image_root / BUSYBOX).resolve().name
     assert cached_tags(dockerd) == [f"cops-grid-rootfs:{digest}"]
+    report = json.loads((work / "report.json").read_text())  # what ran: the engine's own image id
+    tag = f"cops-grid-rootfs:{digest}"
+    engine_id = dockerd.cli("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    assert report["engine_image"] == {"ref": tag, "id": engine_id}
+    assert report["image_digest"] == f"sha256:{digest}"
+    assert report["runtime_version"].startswith("docker ")
     second = pilot(dockerd, image_root, work, "true")
     assert second.returncode == 0, second.stderr
     assert cached_tags(dockerd) == [f"cops-grid-rootfs:{digest}"]  # cached by digest, not imported again

@@ -164,6 +164,8 @@ class ArcBackend:
         self.rest.upload(ce_id, PILOT_FILE, self.context.pilot.read_bytes())
         if desc.needs_launcher(job, self.opts):
             self.rest.upload(ce_id, desc.LAUNCHER_FILE, worker.path(worker.DIRAC_LAUNCHER).read_bytes())
+        for name in desc.wrapper_files(job):  # the wrapper's mover, for the storage URLs it moves
+            self.rest.upload(ce_id, name, worker.path(name).read_bytes())
         for src in input_sources(job):
             self.rest.upload(ce_id, src.name, src.read_bytes())
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from computeops_grid import worker
+from computeops_grid.backends.arc import storage_stager
 from computeops_grid.backends.common.payload import PILOT_FILE, REPORT_NAME, pilot_argv
 from computeops_grid.jobs.record import JobRecord
 
@@ -44,10 +45,22 @@ def job_name(job: JobRecord) -> str:
     return f"{NAME_PREFIX}{job.id}"
 
 
+def arex_inputs(job: JobRecord) -> list[tuple[str, str]]:
+    """``(name, url)`` of the storage inputs A-REX's own data staging fetches (before the job)."""
+    return [(i.name, i.url) for i in job.spec.stage_in if storage_stager.arex_can(i.url)]
+
+
+def wrapper_files(job: JobRecord) -> list[str]:
+    """Worker-side files beside the wrapper: its mover, when the wrapper moves some storage URL."""
+    spec = storage_stager.wrapper_spec(job.spec)
+    return [worker.TRANSFER] if spec.stage_in or spec.stage_out else []
+
+
 def wrapper_args(job: JobRecord, opts: DescOptions) -> list[str]:
     """Arguments of the wrapper (argv after ``python3 cops_pilot.py``)."""
     # the session directory is the job's scratch (the wrapper would otherwise pick $TMPDIR)
-    argv = pilot_argv(job.spec, pilot=PILOT_FILE, python=opts.python, image_root=opts.image_root, workdir=".")
+    spec = storage_stager.wrapper_spec(job.spec)  # what A-REX does not stage itself
+    argv = pilot_argv(spec, pilot=PILOT_FILE, python=opts.python, image_root=opts.image_root, workdir=".")
     return argv[2:]
 
 
@@ -66,7 +79,7 @@ def needs_launcher(job: JobRecord, opts: DescOptions) -> bool:
 
 def input_names(job: JobRecord, opts: DescOptions | None = None) -> list[str]:
     launcher = [LAUNCHER_FILE] if opts is not None and needs_launcher(job, opts) else []
-    return [PILOT_FILE, *launcher, *(Path(p).name for p in job.spec.inputs)]
+    return [PILOT_FILE, *launcher, *wrapper_files(job), *(Path(p).name for p in job.spec.inputs)]
 
 
 def output_names(job: JobRecord) -> list[str]:
@@ -106,6 +119,10 @@ def adl(job: JobRecord, opts: DescOptions, delegation_id: str | None = None) -> 
     staging += [
         f"<InputFile><Name>{x(n)}</Name>{_EXEC if n == executable else ''}</InputFile>"
         for n in input_names(job, opts)
+    ]
+    staging += [
+        f"<InputFile><Name>{x(n)}</Name><Source><URI>{x(u)}</URI></Source></InputFile>"
+        for n, u in arex_inputs(job)
     ]
     staging += [f"<OutputFile><Name>{x(n)}</Name></OutputFile>" for n in output_names(job)]
     return (
@@ -157,6 +174,7 @@ def xrsl(
         f'(stdout="{STDOUT}")(stderr="{STDERR}")',
         "(inputfiles="
         + "".join(f"({_rsl(n)} {_rsl(sources.get(n, ''))})" for n in input_names(job, opts))
+        + "".join(f"({_rsl(n)} {_rsl(u)})" for n, u in arex_inputs(job))
         + ")",
         "(outputfiles=" + "".join(f'({_rsl(n)} "")' for n in output_names(job)) + ")",
         f"(count={res.cores})",

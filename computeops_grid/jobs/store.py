@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -243,6 +244,8 @@ class JobStore:
         now = time.time()
         changed = 0
         changes = list(changes)
+        updates: list[tuple[str, tuple[object, ...]]] = []  # written together, in order, below
+        history: list[tuple[str, str, str, float, str]] = []
         with self._write() as db:
             rows = _current_rows(db, [c[0] for c in changes])  # one read per 500 jobs, not per job
             for job_id, new, message, exit_code, native_id, workdir in changes:
@@ -271,15 +274,17 @@ class JobStore:
                     continue
                 if new != JobState.SUBMITTING:
                     sets.append("owner=NULL")
-                db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id=?", (*values, job_id))
+                updates.append((f"UPDATE jobs SET {', '.join(sets)} WHERE id=?", (*values, job_id)))
                 update = (new.value, message, exit_code, native_id, str(workdir) if workdir else None)
                 rows[job_id] = tuple(u if u is not None else r for u, r in zip(update, row))
                 if old != new:
-                    db.execute(
-                        "INSERT INTO history (job_id, from_state, to_state, at, message) VALUES (?,?,?,?,?)",
-                        (job_id, old.value, new.value, now, message or ""),
-                    )
+                    history.append((job_id, old.value, new.value, now, message or ""))
                 changed += 1
+            for sql, group in itertools.groupby(updates, key=lambda u: u[0]):  # runs of one statement
+                db.executemany(sql, [values for _, values in group])
+            db.executemany(
+                "INSERT INTO history (job_id, from_state, to_state, at, message) VALUES (?,?,?,?,?)", history
+            )
         return changed
 
     def delete(self, ids: Sequence[str]) -> None:

@@ -29,6 +29,8 @@ def job_workdir(job: JobRecord, jobs_dir: Path) -> Path:
 
 def input_sources(job: JobRecord) -> list[Path]:
     """The job's input files as paths on this machine (relative to the job file's directory)."""
+    if not job.spec.inputs:
+        return []
     base = Path(job.source).parent if job.source else Path.cwd()
     sources = []
     for item in job.spec.inputs:

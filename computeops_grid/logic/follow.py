@@ -193,7 +193,12 @@ def _confirm(
 
 
 def _record(session: Session, infos: Iterable[tuple[str, StatusInfo]]) -> None:
+    infos = list(infos)
     session.store.transitions((i, s.state, s.message, s.exit_code, None, None) for i, s in infos)
+    # what ran, for jobs that had ended by themselves (a cancelled one's report is asked by `show`)
+    provenance.collect_ended(
+        session, [i for i, s in infos if s.state in (JobState.COMPLETED, JobState.FAILED)]
+    )
 
 
 def _note(session: Session, messages: dict[str, str]) -> None:

@@ -125,3 +125,12 @@ def test_wait_timeout_returns_running_jobs_and_cancel_reports_each_outcome(cops_
     again = client.cancel(sub)  # an ended job keeps its state: nothing to cancel
     assert again.of("ended") == [job["id"]]
     assert again.error() is None
+
+
+def test_a_native_job_file_loads_with_its_notes_and_a_parametric_group(cops_home: Path) -> None:
+    jdl = Path(__file__).parents[1] / "data" / "native" / "dirac-parametric-list.jdl"
+    prepared = Client().load(jdl, image="docker://busybox:latest")
+    assert [j["name"] for j in prepared.jobs] == ["Param_Test_0", "Param_Test_1", "Param_Test_2"]
+    assert len({j["bulk_id"] for j in prepared.jobs}) == 1
+    assert [note.split(": ")[1] for note in prepared.notes] == ["StdOutput", "StdError"]
+    assert Client().jobs() == []  # loading stores nothing

@@ -25,7 +25,7 @@ def test_the_example_notebook_runs_its_parametric_job_on_local_and_slurm(
     monkeypatch.setenv("COPS_GRID_EXAMPLE_RESOURCES", "local slurm")  # the kernel inherits the environment
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core warns without it (warnings are errors)
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     runner = NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )

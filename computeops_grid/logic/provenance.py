@@ -37,6 +37,7 @@ from computeops_grid.logic.submit import Progress
 
 log = logging.getLogger(__name__)
 ENDED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+MAX_REPORT_BYTES = 1 << 20
 
 
 def collect(session: Session, records: Sequence[JobRecord]) -> int:
@@ -100,6 +101,9 @@ def _fetch_report(backend: SupportsOutputs, job: JobRecord) -> dict[str, Any] | 
         backend.fetch_outputs(only_report, Path(tmp))
         path = Path(tmp) / REPORT_NAME
         if not path.is_file():
+            return None
+        if path.stat().st_size > MAX_REPORT_BYTES:  # the wrapper's are a few KiB: not one it wrote
+            log.warning("the report of job %s is larger than %d bytes: not kept", job.id, MAX_REPORT_BYTES)
             return None
         try:
             data = json.loads(path.read_text(errors="replace"))

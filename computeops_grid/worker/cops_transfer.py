@@ -262,43 +262,54 @@ def bearer_token(environ):
     return ""
 
 
+def curl(tools, environ, scratch, args, out):
+    # type: (Mapping[str, Optional[str]], Mapping[str, str], str, List[str], str) -> str
+    """One curl request (the node's credentials added); its output in ``out``; the HTTP status
+    read with ``-w`` (not ``-f``, which hides the server's explanation of a refusal)."""
+    argv = [str(tools["curl"]), "-sS", "-L", "-o", out, "-w", "%{http_code}"] + curl_auth(environ, scratch)
+    code, status, err = run_tool(argv + args, dict(environ))
+    if code != 0:
+        raise TransferError(classify(curl_text(code, err)), "curl: " + (last_line(err) or f"exit code {code}"))
+    if not status.strip().isdigit() or int(status) >= 400:
+        body = ""
+        if os.path.isfile(out):
+            with open(out, "rb") as handle:
+                body = handle.read(400).decode("utf-8", "replace")
+            os.unlink(out)
+        why = " ".join(body.split())
+        raise TransferError(classify(f"http {status} {why}"), f"HTTP {status}" + (f": {why}" if why else ""))
+    return status
+
+
 def curl_get(url, dest, tools, environ, scratch):
     # type: (str, str, Mapping[str, Optional[str]], Mapping[str, str], str) -> Dict[str, Any]
-    argv = [str(tools["curl"]), "-sS", "-f", "-L", "-o", dest] + curl_auth(environ, scratch)
-    code, _out, err = run_tool(argv + [https_url(url)], dict(environ))
-    if code != 0:
-        raise TransferError(
-            classify(curl_text(code, err)), "curl: " + (last_line(err) or f"exit code {code}")
-        )
+    curl(tools, environ, scratch, [https_url(url)], dest)
     return {"adler32": file_adler32(dest)}
 
 
 def curl_text(code, err):
     # type: (int, str) -> str
-    """curl's exit code as words classify() reads (7: no connection, 28: timeout, 22: HTTP >= 400)."""
+    """curl's exit code as words classify() reads (7: no connection, 28: timeout)."""
     words = {6: "name or service not known", 7: "could not connect", 28: "timed out", 35: "unreachable"}
     return err + " " + words.get(code, "")
 
 
 def curl_put(path, url, tools, environ, scratch):
     # type: (str, str, Mapping[str, Optional[str]], Mapping[str, str], str) -> Dict[str, Any]
+    """PUT, then HEAD with ``Want-Digest: adler32`` (RFC 3230): the storage's own checksum."""
     local = file_adler32(path)
-    auth = curl_auth(environ, scratch)
     target = https_url(url)
-    argv = [str(tools["curl"]), "-sS", "-f", "-T", path] + auth + [target]
-    code, _out, err = run_tool(argv, dict(environ))
-    if code != 0:
-        raise TransferError(
-            classify(curl_text(code, err)), "curl: " + (last_line(err) or f"exit code {code}")
-        )
-    head = [str(tools["curl"]), "-sS", "-f", "-I", "-H", "Want-Digest: adler32"] + auth + [target]
-    code, out, err = run_tool(head, dict(environ))
-    if code != 0:
-        raise TransferError(
-            classify(curl_text(code, err)), "curl HEAD: " + (last_line(err) or f"exit {code}")
-        )
+    answer = os.path.join(scratch, ".cops-curl-answer")
+    try:
+        curl(tools, environ, scratch, ["-T", path, target], answer)
+        curl(tools, environ, scratch, ["-I", "-H", "Want-Digest: adler32", target], answer)
+        with open(answer, "rb") as handle:
+            head = handle.read(65536).decode("latin-1")
+    finally:
+        if os.path.exists(answer):
+            os.unlink(answer)
     remote = ""
-    for line in out.splitlines():
+    for line in head.splitlines():
         name, _, value = line.partition(":")
         if name.strip().lower() == "digest":
             for item in value.split(","):

@@ -51,11 +51,36 @@ def adler32(data: bytes) -> str:
     return f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
 
 
+GRID = Path("/etc/grid-security")  # the test CA the ARC tests make (arcctl test-ca), host cert included
+GRID_CERTS = GRID / "certificates"
+
+
+def _host_cert(tls: Path) -> str | None:
+    """The test CA's host certificate for the server's HTTPS (WebDAV); its host name, or None."""
+    cert, key = GRID / "testCA-hostcert.pem", GRID / "testCA-hostkey.pem"
+    if not cert.exists() and shutil.which("arcctl"):
+        subprocess.run(["arcctl", "test-ca", "init"], check=True, capture_output=True)
+        subprocess.run(["arcctl", "test-ca", "hostcert"], check=True, capture_output=True)
+    if not cert.exists():
+        return None
+    tls.mkdir(exist_ok=True)
+    shutil.copyfile(cert, tls / "hostcert.pem")
+    shutil.copyfile(key, tls / "hostkey.pem")
+    (tls / "hostkey.pem").chmod(0o600)
+    return socket.gethostname()  # the host cert's name (it resolves to loopback here)
+
+
 @dataclass
 class XRootD:
     root: Path  # the server's oss.localroot: /store/x is root/store/x
     port: int  # the relay's port on 127.0.0.1 in the main namespace
     inner_port: int  # the server's port inside its namespace
+    https_port: int | None = None  # the relay's port for WebDAV over HTTPS (XrdHttp), when the CA is here
+    https_host: str = "localhost"  # the name in the host certificate
+
+    @property
+    def davs(self) -> str:
+        return f"davs://{self.https_host}:{self.https_port}"
 
     @property
     def url(self) -> str:
@@ -73,9 +98,19 @@ class XRootD:
         return f"{self.url}/{lfn}" if lfn.startswith("/") else f"{self.url}//{lfn}"
 
 
-def _config(base: Path, port: int) -> str:
+def _config(base: Path, port: int, https_port: int | None) -> str:
+    webdav = (
+        [
+            f"xrd.protocol XrdHttp:{https_port} libXrdHttp.so",
+            f"xrd.tls {base}/tls/hostcert.pem {base}/tls/hostkey.pem",
+            f"xrd.tlsca certdir {GRID_CERTS}",
+        ]
+        if https_port
+        else []
+    )
     return "\n".join(
         [
+            *webdav,
             f"xrd.port {port}",
             "xrd.allow host localhost",
             "xrd.allow host 127.0.0.1",
@@ -122,8 +157,9 @@ def xrootd_server(base: Path) -> Iterator[XRootD]:
         (base / sub).mkdir(parents=True, exist_ok=True)
     (base / "checksum.sh").write_text(CHECKSUM_PROGRAM.replace("@LOCALROOT@", str(base / "data")))
     (base / "checksum.sh").chmod(0o755)
-    inner = 21094
-    (base / "xrootd.cfg").write_text(_config(base, inner))
+    inner, inner_https = 21094, 21095
+    https_host = _host_cert(base / "tls")
+    (base / "xrootd.cfg").write_text(_config(base, inner, inner_https if https_host else None))
     log = base / "xrootd.log"
     log.touch()
     subprocess.run(["chown", "-R", "nobody:nogroup", str(base)], check=True)
@@ -134,7 +170,7 @@ def xrootd_server(base: Path) -> Iterator[XRootD]:
              "xrootd", "-c", str(base / "xrootd.cfg"), "-l", str(log), "-R", "nobody"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    relay = None
+    relay = https_relay = None
     try:
         probe = [
             "nsenter",
@@ -150,11 +186,20 @@ def xrootd_server(base: Path) -> Iterator[XRootD]:
         )  # fmt: skip
         assert relay.stdout is not None
         port = int(relay.stdout.readline())
-        yield XRootD(base / "data", port, inner)
+        https_port = None
+        if https_host:
+            https_relay = subprocess.Popen(
+                [sys.executable, "-m", "tests.services.netns_relay", str(server.pid), str(inner_https)],
+                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[2],
+            )  # fmt: skip
+            assert https_relay.stdout is not None
+            https_port = int(https_relay.stdout.readline())
+        yield XRootD(base / "data", port, inner, https_port, https_host or "localhost")
     finally:
-        if relay is not None and relay.stdout is not None:
-            relay.stdout.close()
-        for proc in (relay, server):
+        for pipe in (relay, https_relay):
+            if pipe is not None and pipe.stdout is not None:
+                pipe.stdout.close()
+        for proc in (relay, https_relay, server):
             if proc is not None:
                 proc.terminate()
                 try:

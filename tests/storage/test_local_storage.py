@@ -14,10 +14,12 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from computeops_grid import worker
 from computeops_grid.jobs import exit_codes
 from tests.conftest import Cli
-from tests.services.xrootd import S3, XRootD, adler32
+from tests.services.xrootd import GRID_CERTS, S3, XRootD, adler32
 from tests.storage.conftest import BUCKET, closed_port
 
 PAYLOAD = "cat in.txt > hist-1.root; echo second >> hist-1.root; echo summary of $JOB > summary.txt"
@@ -129,3 +131,33 @@ def test_the_mover_is_python36_stdlib() -> None:
         check=False, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_webdav_over_https_in_and_out_checked_and_a_refusal(
+    cli: Cli, tmp_path: Path, xrootd: XRootD, storage_env: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WebDAV is XRootD's own HTTP plugin (XrdHttp) over TLS with the test CA's host
+    certificate; curl moves the bytes and HEAD with ``Want-Digest: adler32`` gives the checksum."""
+    if xrootd.https_port is None:
+        pytest.skip("no test CA here (arcctl test-ca): no HTTPS for the WebDAV server")
+    monkeypatch.setenv("X509_CERT_DIR", str(GRID_CERTS))  # the node's CA directory, as on the grid
+    source = xrootd.put("/store/data/dav/in.txt", b"over https\n")
+    dav_in = source.replace(xrootd.url, xrootd.davs)
+    rows = submit(cli, tmp_path / "j.yaml", [
+        job("dav", [{"url": dav_in, "name": "in.txt"}], [{"path": "hist-*.root", "to": f"{xrootd.davs}//store/user/dav/"}]),
+        job("dav-refused", [dav_in], [{"path": "hist-*.root", "to": f"{xrootd.davs}//store/readonly/"}]),
+    ])  # fmt: skip
+    assert (rows["dav"]["state"], rows["dav"]["exit_code"]) == ("completed", 0), rows["dav"]
+    hist = xrootd.path("/store/user/dav/hist-1.root").read_bytes()
+    assert hist == b"over https\nsecond\n"
+    report = fetched(cli, rows["dav"]["id"], tmp_path / "dav")
+    assert report["stage_in"][0]["mover"] == "curl"
+    [entry] = report["stage_out"]
+    assert entry["checksum"] == {"algorithm": "adler32", "local": adler32(hist), "remote": adler32(hist)}
+    refused = rows["dav-refused"]
+    assert refused["exit_code"] == exit_codes.code("stage-out-failed")
+    assert f"{xrootd.davs}//store/readonly/hist-1.root (refused)" in refused["message"], refused["message"]
+    assert (tmp_path / "refused" / "hist-1.root").exists() or fetched(
+        cli, refused["id"], tmp_path / "refused"
+    )
+    assert (tmp_path / "refused" / "hist-1.root").is_file()

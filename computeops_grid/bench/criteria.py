@@ -59,11 +59,34 @@ EASE_OF_USE = (
 CRITERIA = {"security": SECURITY, "administration": ADMINISTRATION, "ease of use": EASE_OF_USE}
 
 
-@functools.lru_cache(maxsize=1)
-def installed() -> dict[str, tuple[str, int, list[str]]]:
+LAUNCHER_ROOT = re.compile(r'^ROOT = "(/[^"]+)"$', re.MULTILINE)
+
+
+def debian_root(binary: str) -> str:
+    """The Debian root a launcher script enters (scripts/apptainer-launcher.py), else "" (the host)."""
+    try:
+        head = Path(binary).read_bytes()[:4096]
+    except OSError:
+        return ""
+    if not head.startswith(b"#!"):
+        return ""
+    match = LAUNCHER_ROOT.search(head.decode(errors="replace"))
+    return match.group(1) if match and Path(match.group(1), "var/lib/dpkg").is_dir() else ""
+
+
+def _query(root: str) -> list[str]:
+    return ["dpkg-query", f"--admindir={root}/var/lib/dpkg"] if root else ["dpkg-query"]
+
+
+def _dpkg(root: str) -> list[str]:
+    return ["dpkg", f"--root={root}"] if root else ["dpkg"]
+
+
+@functools.lru_cache(maxsize=4)
+def installed(root: str = "") -> dict[str, tuple[str, int, list[str]]]:
     """Every installed package: (priority, installed KiB, dependencies); virtual names resolved."""
     fmt = "${Package}\t${Status}\t${Priority}\t${Installed-Size}\t${Provides}\t${Depends}, ${Pre-Depends}\n"
-    out = subprocess.run(["dpkg-query", "-W", "-f", fmt], capture_output=True, text=True, check=False).stdout
+    out = subprocess.run([*_query(root), "-W", "-f", fmt], capture_output=True, text=True, check=False).stdout
     table: dict[str, tuple[str, int, list[str]]] = {}
     provides: dict[str, str] = {}
     raw: dict[str, str] = {}
@@ -87,22 +110,40 @@ def installed() -> dict[str, tuple[str, int, list[str]]]:
     return table
 
 
-def owner(path: str) -> str:
-    """The package that holds ``path`` (its real path), or ""."""
+def owner(path: str, root: str = "") -> str:
+    """The package that holds ``path`` (its real path; in ``root`` when given), or ""."""
     proc = subprocess.run(
-        ["dpkg", "-S", str(Path(path).resolve())], capture_output=True, text=True, check=False
+        [*_dpkg(root), "-S", path if root else str(Path(path).resolve())],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return proc.stdout.split(":", 1)[0].split(",")[0].strip() if proc.returncode == 0 else ""
 
 
-def runtime_packages(adapter: Adapter) -> list[str]:
-    """The launcher's and the daemon's packages (those installed)."""
-    names = [owner(adapter.binary), *SERVER_PACKAGES.get(adapter.name, ())]
-    return [n for n in dict.fromkeys(names) if n and n in installed()]
+def _in_root(root: str, name: str) -> str:
+    """``/usr/bin/NAME`` of ``root``, its symlinks followed inside the root."""
+    path = f"/usr/bin/{name}"
+    for _ in range(8):
+        link = Path(root + path)
+        if not link.is_symlink():
+            break
+        target = os.readlink(link)
+        path = target if target.startswith("/") else os.path.normpath(f"{Path(path).parent}/{target}")
+    return path
 
 
-def _deps(roots: list[str]) -> set[str]:
-    table, seen, todo = installed(), set(), list(roots)
+def runtime_packages(adapter: Adapter) -> tuple[list[str], str]:
+    """The launcher's and the daemon's packages (those installed), and the Debian root they are in
+    ("" for the host; a launcher of scripts/debian-roots.sh runs the program of its root)."""
+    root = debian_root(adapter.binary)
+    launcher = owner(_in_root(root, Path(adapter.binary).name), root) if root else owner(adapter.binary)
+    names = [launcher, *SERVER_PACKAGES.get(adapter.name, ())]
+    return [n for n in dict.fromkeys(names) if n and n in installed(root)], root
+
+
+def _deps(roots: list[str], root: str = "") -> set[str]:
+    table, seen, todo = installed(root), set(), list(roots)
     while todo:
         name = todo.pop()
         if name in seen or name not in table:
@@ -112,55 +153,73 @@ def _deps(roots: list[str]) -> set[str]:
     return seen
 
 
-@functools.lru_cache(maxsize=1)
-def minimal_debian() -> frozenset[str]:
+@functools.lru_cache(maxsize=4)
+def minimal_debian(root: str = "") -> frozenset[str]:
     """What a minimal Debian has: the packages of priority required and important, with their deps."""
-    return frozenset(_deps([n for n, (prio, _s, _d) in installed().items() if prio in BASE_PRIORITIES]))
+    table = installed(root)
+    return frozenset(_deps([n for n, (prio, _s, _d) in table.items() if prio in BASE_PRIORITIES], root))
 
 
-def closure(roots: list[str]) -> list[str]:
+def closure(roots: list[str], root: str = "") -> list[str]:
     """``roots`` and their dependencies, less what a minimal Debian already has."""
-    base = minimal_debian()
-    return sorted(n for n in _deps(roots) if n in roots or n not in base)
+    base = minimal_debian(root)
+    return sorted(n for n in _deps(roots, root) if n in roots or n not in base)
 
 
-def package_files(names: list[str]) -> list[str]:
+def package_files(names: list[str], root: str = "") -> list[str]:
+    """The files of ``names`` (as host paths: under ``root`` when given)."""
     if not names:
         return []
-    out = subprocess.run(["dpkg", "-L", *names], capture_output=True, text=True, check=False).stdout
-    return [line for line in out.splitlines() if line.startswith("/")]
+    out = subprocess.run([*_dpkg(root), "-L", *names], capture_output=True, text=True, check=False).stdout
+    return [root + line for line in out.splitlines() if line.startswith("/")]
+
+
+def _where(root: str) -> str:
+    return f" (Debian {_suite(root)} root {root})" if root else ""
+
+
+def _suite(root: str) -> str:
+    try:
+        text = Path(root, "etc/os-release").read_text()
+    except OSError:
+        return "?"
+    codename = [
+        ln.split("=", 1)[1].strip('"') for ln in text.splitlines() if ln.startswith("VERSION_CODENAME=")
+    ]
+    return codename[0] if codename and codename[0] else "sid"
 
 
 def packages_cell(adapter: Adapter, work: Path) -> str:
-    roots = runtime_packages(adapter)
+    roots, root = runtime_packages(adapter)
     if not roots:
         return "not from a Debian package (built or unpacked by the set-up)"
-    names = closure(roots)
-    size = sum(installed()[n][1] for n in names) / 1024
+    names = closure(roots, root)
+    size = sum(installed(root)[n][1] for n in names) / 1024
     shown = ", ".join(names[:8]) + (f", … {len(names) - 8} more" if len(names) > 8 else "")
-    return f"{len(names)} packages, {size:.0f} MiB installed ({shown})"
+    return f"{len(names)} packages, {size:.0f} MiB installed ({shown}){_where(root)}"
 
 
 def setuid_cell(adapter: Adapter, work: Path) -> str:
-    roots = runtime_packages(adapter)
+    roots, root = runtime_packages(adapter)
     if not roots:
         mode = Path(adapter.binary).stat().st_mode
         return "setuid launcher" if mode & 0o4000 else "none (launcher not setuid; not from a package)"
     found = []
-    for path in package_files(closure(roots)):
+    for path in package_files(closure(roots, root), root):
         with contextlib.suppress(OSError):
             st = os.lstat(path)
             if st.st_mode & 0o4000 and os.path.isfile(path) and not os.path.islink(path):
                 found.append(path)
-    return "none" if not found else ", ".join(sorted(found))
+    found = [f[len(root) :] if root else f for f in found]
+    return ("none" if not found else ", ".join(sorted(found))) + _where(root)
 
 
 def conffiles_cell(adapter: Adapter, work: Path) -> str:
-    roots = runtime_packages(adapter)
+    roots, root = runtime_packages(adapter)
     if not roots:
         return "none from a package"
     out = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Conffiles}\n", *closure(roots)],
+        [*_query(root), "-W", "-f", "${Conffiles}\n", *closure(roots, root)],
         capture_output=True,
         text=True,
         check=False,
@@ -172,19 +231,22 @@ def conffiles_cell(adapter: Adapter, work: Path) -> str:
             continue
         total += 1
         try:
-            digest = hashlib.md5(Path(parts[0]).read_bytes(), usedforsecurity=False).hexdigest()
+            digest = hashlib.md5(Path(root + parts[0]).read_bytes(), usedforsecurity=False).hexdigest()
         except OSError:
             changed.append(parts[0] + " (removed)")
             continue
         if digest != parts[1]:
             changed.append(parts[0])
     edited = f", changed: {', '.join(changed)}" if changed else ", none changed from the package's"
-    return f"{total} in /etc{edited}"
+    return f"{total} in /etc{edited}{_where(root)}"
 
 
 def _daemon_procs(adapter: Adapter, exclude: set[int]) -> list[str]:
     """Running processes whose executable comes from the runtime's packages, not ``exclude``."""
-    files = set(package_files(closure(runtime_packages(adapter)))) if runtime_packages(adapter) else set()
+    roots, root = runtime_packages(adapter)
+    files = (
+        {f[len(root) :] if root else f for f in package_files(closure(roots, root), root)} if roots else set()
+    )
     files.add(str(Path(adapter.binary).resolve()))
     found = []
     for entry in Path("/proc").iterdir():

@@ -281,7 +281,7 @@ def _apptainer_runs(exp: Experiment, apptainer: str, oci: Path, ctx: Path, work:
         )
     # the definition converted from the Dockerfile: %post needs a user namespace here (as root,
     # Apptainer asks for CAP_SYS_RESOURCE, which this sandbox's bounding set lacks): build as nobody
-    build_dir = Path(tempfile.mkdtemp(prefix="cops-interop-def-", dir=work))
+    build_dir = Path(tempfile.mkdtemp(prefix="cops-interop-def-"))  # in /tmp: nobody must reach it
     for name in ("interop.def", "busybox", "kernel", "data.bin", "payload.sh"):
         shutil.copy2(ctx / name, build_dir / name)
     for path in (build_dir, *build_dir.iterdir()):
@@ -309,6 +309,7 @@ def _apptainer_runs(exp: Experiment, apptainer: str, oci: Path, ctx: Path, work:
             Run("apptainer", "sif-from-def", "native", cmds, False),
             exp.step("apptainer run (definition)", [apptainer, "run", str(def_sif)]),
         )
+    shutil.rmtree(build_dir, ignore_errors=True)
 
 
 def compare(runs: list[Run]) -> str:

@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from computeops_grid.bench import criteria, features, interop, report, resolution, rootless, workloads
+from computeops_grid.bench import (
+    criteria,
+    environment,
+    features,
+    interop,
+    report,
+    resolution,
+    rootless,
+    workloads,
+)
 from computeops_grid.bench.docker_setup import docker_for_study
 from computeops_grid.bench.image import build_image
 from computeops_grid.bench.lxc import lxd_for_study
@@ -62,6 +71,7 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
     chosen = workloads.by_name(options.workloads or [w.name for w in workloads.WORKLOADS])
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    sampler = environment.Sampler().start()
     image = build_image(out / "image")
     work = Path(tempfile.mkdtemp(prefix="cops-bench-", dir=out))
     try:
@@ -108,7 +118,12 @@ def run(options: Options, progress: Callable[[Measurement], None] | None = None)
         workloads=[WorkloadInfo(w.name, w.title, why="" if w in runnable else image.gpu.why) for w in chosen],
         measurements=measurements,
         features=feature_rows,
-        environment={**_environment(image.best_level, options), "GPU": image.gpu.description},
+        environment={
+            **environment.machine(),
+            **_environment(image.best_level, options),
+            **sampler.finish(),
+            "GPU": image.gpu.description,
+        },
         notes=[n for n in (docker_note, lxd_note, *runtime_notes) if n],
         criteria={k: list(v) for k, v in criteria.CRITERIA.items()} if feature_rows else {},
         extra={k: v for k, v in (("resolution", resolved), ("interop", interop_data)) if v},

@@ -34,3 +34,15 @@ def test_package_columns_read_dpkg(tmp_path: Path) -> None:
     (tmp_path / "launcher").write_text("")
     adapter = SimpleNamespace(name="x", binary=str(tmp_path / "launcher"))
     assert criteria.packages_cell(adapter, tmp_path).startswith("not from a Debian package")
+
+
+def test_a_debian_roots_launcher_is_asked_about_its_root(tmp_path: Path) -> None:
+    """scripts/debian-roots.sh launchers run the program of their root: dpkg is asked there."""
+    root = tmp_path / "sid"
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    launcher = tmp_path / "apptainer"
+    launcher.write_text(f'#!/usr/bin/python3\nimport os\nROOT = "{root}"\n')
+    assert criteria.debian_root(str(launcher)) == str(root)
+    launcher.write_text('#!/usr/bin/python3\nROOT = "/nonexistent"\n')
+    assert criteria.debian_root(str(launcher)) == ""
+    assert criteria.debian_root("/bin/true") == ""  # an ELF binary: the host's dpkg

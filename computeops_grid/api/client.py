@@ -26,7 +26,7 @@ from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic import export as export_logic
-from computeops_grid.logic import follow, provenance
+from computeops_grid.logic import follow, provenance, storage_plan
 from computeops_grid.logic import submit as submit_logic
 from computeops_grid.logic.backends import PROBE_SECONDS, backend_overview
 from computeops_grid.logic.session import Session
@@ -135,6 +135,11 @@ class Client:
         prepared = jobs if isinstance(jobs, Prepared) else self.load(jobs, backend=backend)
         with self._session() as session:
             return submit_logic.describe(session, prepared.records)
+
+    def storage_plan(self, prepared: Prepared) -> list[str]:
+        """Who moves each storage file (``inputs:`` URLs, ``outputs:`` with ``to:``), one line each."""
+        with self._session() as session:
+            return storage_plan.plan(session, prepared.records)
 
     def submit(
         self,

@@ -80,6 +80,8 @@ def submit(
             output.err.print(f"note: {note}", markup=False)
         if dry_run:
             output.out.print(client.describe(prepared), end="", markup=False)
+            for line in client.storage_plan(prepared):  # stderr: stdout stays the native description
+                output.err.print(f"storage: {line}", markup=False, soft_wrap=True)
             return
         with output.progress_bar("submitting", len(prepared)) as bar:
             report = client.submit(

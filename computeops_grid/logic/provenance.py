@@ -88,7 +88,11 @@ def _reports(session: Session, name: str, jobs: list[JobRecord]) -> dict[str, di
         return {}
     found = {}
     for job in jobs:
-        report = _fetch_report(backend, job)
+        try:
+            report = _fetch_report(backend, job)
+        except (CopsError, OSError) as exc:  # this job's only: the others are still asked
+            log.warning("no report for job %s yet: %s", job.id, getattr(exc, "message", exc))
+            continue
         if report is not None:
             found[job.id] = report
     return found

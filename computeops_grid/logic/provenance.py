@@ -14,6 +14,7 @@ The store keeps the report whole, sections this version does not know included.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -100,7 +101,8 @@ def _reports(session: Session, name: str, jobs: list[JobRecord]) -> dict[str, di
 
 def _fetch_report(backend: SupportsOutputs, job: JobRecord) -> dict[str, Any] | None:
     """The wrapper's report through the backend's own ``fetch_outputs``, asked for it alone."""
-    only_report = replace(job, spec=job.spec.model_copy(update={"outputs": [REPORT_NAME]}))
+    fields = {f.name: getattr(job, f.name) for f in dataclasses.fields(JobRecord) if f.init}
+    only_report = JobRecord(**{**fields, "spec": job.spec.model_copy(update={"outputs": [REPORT_NAME]})})
     with tempfile.TemporaryDirectory(prefix="cops-report-") as tmp:
         backend.fetch_outputs(only_report, Path(tmp))
         path = Path(tmp) / REPORT_NAME

@@ -52,6 +52,8 @@ def test_hello_shows_the_digest_runtime_and_node_and_exports_a_process_run_crate
     assert ran["exit_code"] == 0 and ran["signal"] is None
     assert ran["max_rss_kib"] > 0 and ran["wall_s"] >= 0
     assert datetime.fromisoformat(ran["started_at"]) <= datetime.fromisoformat(ran["ended_at"])
+    (status,) = rows(cli("status", hello, "--json"))  # records carry it as listings do
+    assert status["image_digest"] == ran["image"]["digest"]
     (row,) = rows(cli("list", "--json"))
     assert (row["image_digest"], row["runtime"], row["node"]) == (
         ran["image"]["digest"], ran["runtime"]["name"], socket.gethostname(),

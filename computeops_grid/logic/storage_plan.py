@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from computeops_grid.backends.arc.storage_stager import arex_can
+from computeops_grid.errors import JobFileError
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.logic.session import Session
@@ -51,3 +52,23 @@ def plan(session: Session, records: Sequence[JobRecord]) -> list[str]:
         kind = str(getattr(session.backend(record.backend), "name", record.backend))
         lines += [f"{record.spec.name}: {line}" for line in movers(kind, record.spec)]
     return lines
+
+
+# Backends that ship the wrapper's mover beside it (or stage themselves), tested end to end in
+# tests/storage/. The others ship the wrapper alone: a job naming storage there is refused
+# before anything is stored, rather than failing on the node.
+MOVES_STORAGE = frozenset({"local", "slurm", "arc"})
+
+
+def refuse_unsupported(session: Session, records: Sequence[JobRecord]) -> None:
+    for record in records:
+        if not (record.spec.stage_in or record.spec.stage_out):
+            continue
+        kind = str(getattr(session.backend(record.backend), "name", record.backend))
+        if kind not in MOVES_STORAGE:
+            raise JobFileError(
+                f"names storage URLs, which the {kind} backend ({record.backend}) does not move yet",
+                path=record.source,
+                field="inputs" if record.spec.stage_in else "outputs",
+                hint="use the local, slurm or arc backend, or give the file as a sandbox path",
+            )

@@ -21,6 +21,7 @@ from computeops_grid.jobs.loader import ExpandedJob, load_jobs
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.jobs.store import Change
+from computeops_grid.logic import storage_plan
 from computeops_grid.logic.session import Session, by_backend
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def _resolved(source: str, cache: dict[str, str]) -> str:
 
 def preflight(session: Session, records: Sequence[JobRecord]) -> None:
     """Let each backend refuse before anything is stored (credentials, settings)."""
+    storage_plan.refuse_unsupported(session, records)  # storage URLs where no mover ships
     for name, jobs in by_backend(records).items():
         backend = session.backend(name)
         if isinstance(backend, SupportsPreflight):

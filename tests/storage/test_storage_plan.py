@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from computeops_grid.errors import JobFileError
+from computeops_grid.errors import ExitCode, JobFileError
 from computeops_grid.jobs.loader import validate_spec
 from computeops_grid.logic.storage_plan import movers
 from tests.conftest import Cli
@@ -88,3 +88,15 @@ def test_parametric_storage_urls_are_substituted(tmp_path: Path) -> None:
         ("run1.root", "s3://b/run1/"),
         ("run2.root", "s3://b/run2/"),
     ]
+
+
+def test_a_backend_that_ships_no_mover_refuses_before_storing(cli: Cli, tmp_path: Path) -> None:
+    """The test plugin backend (tests/plugins, `spool`) ships the wrapper alone."""
+    text = (cli.home / "config.yaml").read_text()
+    (cli.home / "config.yaml").write_text(text + f"  spool:\n    spool: {tmp_path / 'spool'}\n")
+    path = tmp_path / "j.yaml"
+    path.write_text(json.dumps(JOB))
+    result = cli("submit", str(path), "--backend", "spool")
+    assert result.code == ExitCode.INVALID_INPUT, result.stderr
+    assert "inputs: names storage URLs, which the spool backend" in " ".join(result.stderr.split())
+    assert cli("list", "--json").json() == []

@@ -234,8 +234,8 @@ def curl_auth(environ, scratch):
         argv += ["--capath", environ["X509_CERT_DIR"]]
     if environ.get("COPS_PILOT_CA_FILE"):
         argv += ["--cacert", environ["COPS_PILOT_CA_FILE"]]
-    proxy = environ.get("X509_USER_PROXY", "")
-    if proxy and os.path.isfile(proxy):
+    proxy = environ.get("X509_USER_PROXY") or "/tmp/x509up_u{}".format(os.geteuid())  # noqa: S108 - the grid's default
+    if os.path.isfile(proxy):
         argv += ["--cert", proxy, "--key", proxy]
     token = bearer_token(environ)
     if token:

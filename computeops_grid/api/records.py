@@ -6,6 +6,7 @@ list of exactly these, and :class:`~computeops_grid.api.client.Client` returns t
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TypedDict
 
@@ -43,6 +44,7 @@ class CancelInfo(JobInfo):
     outcome: str
 
 
+@functools.lru_cache(maxsize=4096)  # the jobs of a sweep share their timestamps: 100,000 rows, few values
 def when(ts: float) -> str:
     """A store timestamp as local time (``YYYY-MM-DD HH:MM:SS``), empty when unset."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.state import JobState
@@ -41,3 +42,24 @@ class JobRecord:
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+class StoredRecord(JobRecord):
+    """A record read from the store: its description is parsed when first used, so that
+    ``status``/``wait`` over 100,000 jobs do not validate 100,000 descriptions they never read."""
+
+    def __init__(self, spec_json: str, **fields: Any) -> None:
+        self._spec_json = spec_json
+        self._spec: JobSpec | None = None
+        super().__init__(spec=None, **fields)  # type: ignore[arg-type]  # the setter keeps None out
+
+    @property
+    def spec(self) -> JobSpec:
+        if self._spec is None:
+            self._spec = JobSpec.model_validate_json(self._spec_json)
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: JobSpec | None) -> None:
+        if value is not None:
+            self._spec = value

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from computeops_grid.errors import IllegalTransition, JobNotFound, StoreError
-from computeops_grid.jobs.model import JobSpec
-from computeops_grid.jobs.record import JobRecord
+from computeops_grid.jobs.record import JobRecord, StoredRecord
 from computeops_grid.jobs.schema import MIGRATIONS, SCHEMA_VERSION
 from computeops_grid.jobs.state import JobState, is_allowed
 
@@ -354,7 +353,8 @@ class JobStore:
         sql = f"SELECT {_SUMMARY_COLUMNS} FROM jobs{query} ORDER BY created, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [JobSummary(r[0], r[1], r[2], JobState(r[3]), *r[4:]) for r in self._db.execute(sql, args)]
+        rows = self._db.execute(sql, args)
+        return [JobSummary(r[0], r[1], r[2], _STATES[r[3]], *r[4:]) for r in rows]
 
     # -- provenance (what ran; see logic/provenance.py) ----------------------------
     def set_provenance(
@@ -423,14 +423,17 @@ def _filter(states: Iterable[JobState], backend: str | None) -> tuple[str, list[
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
+_STATES = {s.value: s for s in JobState}  # 100,000 rows: a dict lookup, not Enum.__call__
+
+
 def _record(row: tuple[object, ...]) -> JobRecord:
     (jid, _name, backend, state, native_id, bulk_id, idx, parent, exit_code, message,
      source, workdir, params, spec, created, updated, digest, runtime, node) = row  # fmt: skip
-    return JobRecord(
+    return StoredRecord(
+        str(spec),
         id=str(jid),
-        spec=JobSpec.model_validate_json(str(spec)),
         backend=str(backend),
-        state=JobState(state),
+        state=_STATES[str(state)],
         native_id=native_id if native_id is None else str(native_id),
         bulk_id=bulk_id if bulk_id is None else str(bulk_id),
         index=int(idx),  # type: ignore[call-overload]
@@ -441,7 +444,7 @@ def _record(row: tuple[object, ...]) -> JobRecord:
         created=float(created),  # type: ignore[arg-type]
         updated=float(updated),  # type: ignore[arg-type]
         workdir=Path(str(workdir)) if workdir else None,
-        params=json.loads(str(params)),
+        params=json.loads(str(params)) if params != "{}" else {},
         image_digest=None if digest is None else str(digest),
         runtime=None if runtime is None else str(runtime),
         node=None if node is None else str(node),

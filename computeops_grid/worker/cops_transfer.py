@@ -197,7 +197,13 @@ def xrootd_put(path, url, tools, environ):
         raise TransferError(classify(err), "xrdfs query checksum: " + (last_line(err) or f"exit {code}"))
     reported = out.replace("\x00", " ").split()
     value = reported[1].lower() if len(reported) >= 2 and reported[0].lower() == "adler32" else out.strip()
-    return {"algorithm": "adler32", "local": local, "remote": value}
+    result = {"algorithm": "adler32", "local": local, "remote": value}  # type: Dict[str, Any]
+    code, out, _err = run_tool([str(tools["xrdfs"]), host, "stat", remote], env)
+    for line in out.splitlines() if code == 0 else []:
+        name, _, size = line.partition(":")
+        if name.strip() == "Size" and size.strip().isdigit():
+            result["remote_size"] = int(size)
+    return result
 
 
 def gfal_copy(src, dst, tools, environ, local):
@@ -601,6 +607,13 @@ class Stager:
         def move():
             # type: () -> Dict[str, Any]
             result = self._put(path, url)
+            stored = result.pop("remote_size", None)
+            if stored is not None and stored != entry["size"]:
+                raise TransferError(
+                    "mismatch",
+                    "the storage holds {} of the {} bytes sent (full disk or quota? "
+                    "the tool reported success)".format(stored, entry["size"]),
+                )
             if result["remote"] != result["local"]:
                 raise TransferError(
                     "mismatch",

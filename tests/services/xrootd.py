@@ -11,6 +11,8 @@ The storage has what the bad cases need, all real server behaviour:
 
 * ``/store/user``: writable, checksums adler32 on demand (``xrootd.chksum``);
 * ``/store/readonly``: exported ``r/o``, every write refused by the server;
+* ``/store/full``: a 64 KiB tmpfs mounted in the server's own mount namespace (nothing leaks
+  to the host): a storage whose disk is full;
 * ``/store/liar``: files there get a wrong checksum from the server's checksum program (an
   external program is how XRootD sites plug their own checksums in), so the client sees a
   storage that holds other bytes than it sent.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -118,6 +121,7 @@ def _config(base: Path, port: int, https_port: int | None) -> str:
             "all.export /store/data r/o",
             "all.export /store/readonly r/o",
             "all.export /store/liar",
+            "all.export /store/full",
             f"all.adminpath {base}/admin",
             f"all.pidpath {base}/run",
             f"oss.localroot {base}/data",
@@ -151,6 +155,7 @@ def xrootd_server(base: Path) -> Iterator[XRootD]:
         "data/store/data",
         "data/store/readonly",
         "data/store/liar",
+        "data/store/full",
         "admin",
         "run",
     ):
@@ -158,6 +163,10 @@ def xrootd_server(base: Path) -> Iterator[XRootD]:
     (base / "checksum.sh").write_text(CHECKSUM_PROGRAM.replace("@LOCALROOT@", str(base / "data")))
     (base / "checksum.sh").chmod(0o755)
     inner, inner_https = 21094, 21095
+    full = shlex.quote(
+        str(base / "data" / "store" / "full")
+    )  # a 64 KiB disk, in the server's mount namespace
+    full_mount = f"mount -t tmpfs -o size=64k,uid=65534,gid=65534,mode=0755 cops-full {full}"
     https_host = _host_cert(base / "tls")
     (base / "xrootd.cfg").write_text(_config(base, inner, inner_https if https_host else None))
     log = base / "xrootd.log"
@@ -166,7 +175,7 @@ def xrootd_server(base: Path) -> Iterator[XRootD]:
     base.chmod(0o755)
     with (base / "xrootd.out").open("wb") as out:
         server = subprocess.Popen(
-            ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+            ["unshare", "-n", "-m", "sh", "-c", f"{full_mount} && ip link set lo up && exec \"$@\"", "sh",
              "xrootd", "-c", str(base / "xrootd.cfg"), "-l", str(log), "-R", "nobody"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

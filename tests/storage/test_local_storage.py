@@ -81,6 +81,11 @@ def test_job_reads_from_xrootd_and_writes_to_xrootd_and_s3_checked(
     assert all(entry["verified"] for entry in outs.values())
     assert report["storage"]["tools"]["xrdcp"]  # the report says which tools the node has
     assert (tmp_path / "out" / "hist-1.root").read_bytes() == hist  # and the sandbox keeps them
+    shown = cli("show", row["id"], "--json")  # the job's provenance carries the checked transfers
+    assert shown.code == 0, shown.stderr
+    provenance = shown.json()
+    assert isinstance(provenance, dict)
+    assert provenance["report"]["stage_out"] == report["stage_out"]
 
 
 def test_bad_storage_cases_fail_with_their_code_and_keep_the_output(

@@ -31,6 +31,8 @@ from computeops_grid.jobs.state import JobState, is_allowed
 log = logging.getLogger(__name__)
 # (job id, new state, message, exit code, native id, work dir); None leaves a column as it is
 Change = tuple[str, JobState, "str | None", "int | None", "str | None", "Path | None"]
+# (job id, the wrapper's report, image digest, runtime, node host name): what ran, see set_provenances
+Provenance = tuple[str, "dict[str, object]", "str | None", "str | None", "str | None"]
 
 _COLUMNS = (
     "id, name, backend, state, native_id, bulk_id, idx, parent_id, exit_code, message, "
@@ -367,14 +369,19 @@ class JobStore:
         node: str | None,
     ) -> None:
         """Keep the wrapper's report (whole: sections this version does not know are kept too)."""
+        self.set_provenances([(job_id, report, digest, runtime, node)])
+
+    def set_provenances(self, items: Iterable[Provenance]) -> None:
+        """:meth:`set_provenance` for many jobs in one transaction (a refresh that saw 10,000 end)."""
+        now = time.time()
+        rows = [(i, json.dumps(r, sort_keys=True), now, d, rt, n) for i, r, d, rt, n in items]
         with self._write() as db:
-            db.execute(
+            db.executemany(
                 "INSERT OR REPLACE INTO provenance (job_id, report, recorded) VALUES (?, ?, ?)",
-                (job_id, json.dumps(report, sort_keys=True), time.time()),
+                [r[:3] for r in rows],
             )
-            db.execute(
-                "UPDATE jobs SET image_digest=?, runtime=?, node=? WHERE id=?",
-                (digest, runtime, node, job_id),
+            db.executemany(
+                "UPDATE jobs SET image_digest=?, runtime=?, node=? WHERE id=?", [(*r[3:], r[0]) for r in rows]
             )
 
     def provenance(self, job_id: str) -> dict[str, object] | None:

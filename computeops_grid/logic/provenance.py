@@ -32,6 +32,7 @@ from computeops_grid.images.reference import parse_ref
 from computeops_grid.jobs.model import JobSpec
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
+from computeops_grid.jobs.store import Provenance
 from computeops_grid.logic import submit as submit_logic
 from computeops_grid.logic.session import Session, by_backend
 from computeops_grid.logic.submit import Progress
@@ -54,9 +55,8 @@ def collect(session: Session, records: Sequence[JobRecord]) -> int:
         except (CopsError, OSError) as exc:
             log.warning("no report for %d job(s) on %s yet: %s", len(jobs), name, exc)
             continue
-        for job_id, report in reports.items():
-            store_report(session, job_id, report)
-            stored += 1
+        session.store.set_provenances(_row(job_id, report) for job_id, report in reports.items())
+        stored += len(reports)
     return stored
 
 
@@ -67,14 +67,10 @@ def collect_ended(session: Session, ids: Sequence[str]) -> None:
         collect(session, [r for r in session.store.get_many(list(ids)) if r.state.final])
 
 
-def store_report(session: Session, job_id: str, report: dict[str, Any]) -> None:
-    session.store.set_provenance(
-        job_id,
-        report,
-        digest=_str(report.get("image_digest")),
-        runtime=_str(report.get("runtime")),
-        node=_str(_section(report, "node").get("hostname")) or _str(report.get("hostname")),
-    )
+def _row(job_id: str, report: dict[str, Any]) -> Provenance:
+    """What the store keeps of one report: all of it, and the columns `list` shows and filters on."""
+    node = _str(_section(report, "node").get("hostname")) or _str(report.get("hostname"))
+    return (job_id, report, _str(report.get("image_digest")), _str(report.get("runtime")), node)
 
 
 def _str(value: object) -> str | None:

@@ -51,7 +51,7 @@ def require_rocrate() -> type[Any]:
 
 
 def export_crate(session: Session, ids: list[str], dest: Path) -> Path:
-    """Write the crate of the ended jobs ``ids`` into ``dest`` (created; must be empty)."""
+    """Write the crate of the ended jobs ``ids`` into ``dest`` (created; must be empty); returns ``dest``."""
     ROCrate = require_rocrate()
     if dest.exists() and any(dest.iterdir()):
         raise UsageError(f"{dest} is not empty", hint="export into a new directory")
@@ -78,7 +78,7 @@ def export_crate(session: Session, ids: list[str], dest: Path) -> Path:
         actions.append(_action(crate, record, files, agent))
     crate.root_dataset["mentions"] = actions
     crate.write(dest)
-    return dest / "ro-crate-metadata.json"
+    return dest
 
 
 def _job_files(session: Session, job_id: str, folder: Path, record: dict[str, Any]) -> dict[str, list[Path]]:

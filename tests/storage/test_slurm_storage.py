@@ -71,6 +71,7 @@ def test_slurm_job_reads_xrootd_writes_xrootd_and_s3_and_a_refusal_keeps_the_out
 
     info = slurm.status([refused])[refused.id]
     assert info.exit_code == exit_codes.code("stage-out-failed")
+    assert "stage-out-failed" in info.message and "cops-grid logs" in info.message
     url = f"{xrootd.url}//store/readonly/slurm/hist-1.root"
     assert f"output hist-1.root to {url} (refused)" in slurm.logs(refused)
     fetched = {p.name for p in slurm.fetch_outputs(refused, tmp_path / "refused")}

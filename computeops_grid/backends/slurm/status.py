@@ -17,6 +17,7 @@ from pathlib import Path
 from computeops_grid.backends.base import StatusInfo
 from computeops_grid.backends.common.payload import REPORT_NAME
 from computeops_grid.backends.slurm.script import EXIT_FILE
+from computeops_grid.jobs import exit_codes
 from computeops_grid.jobs.state import JobState
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,9 @@ def to_status(native_state: str, reason: str, exit_code: int | None) -> StatusIn
     message = "" if reason in ("", "None") else reason
     if state is JobState.FAILED and exit_code is not None:
         message = f"exit code {exit_code}" + (f" ({message})" if message else "")
+        if exit_code in exit_codes.table():  # the wrapper's own failure: say which (`logs` has the detail)
+            reason, meaning = exit_codes.table()[exit_code]
+            message += f": {reason}, {meaning}; `cops-grid logs` has the wrapper's message"
     return StatusInfo(state=state, exit_code=exit_code, message=message, native_state=native_state)
 
 

@@ -2,7 +2,8 @@
 xrootd DMC, nordugrid-arc-plugins-xrootd), the wrapper stores the outputs after the payload
 and checks their checksums, as on every backend.
 
-A-REX and its Slurm run in the main network namespace and reach the XRootD server through the
+A missing input is A-REX's to report ("Failed in data staging: ... <URL> ..."), before the job
+runs. A-REX and its Slurm run in the main network namespace and reach the XRootD server through the
 loopback-only relay (tests/services/netns_relay.py). The job runs as ``nobody`` (the CE's
 mapping), so it has no S3 keys: S3 outputs on ARC are covered by the wrapper code the local and
 Slurm tests run, not here.
@@ -54,9 +55,13 @@ def test_arc_stages_the_xrootd_input_and_the_wrapper_stores_checked_outputs(
     ))  # fmt: skip
     assert f"<Source><URI>{source}</URI></Source>" in desc.adl(good, arc.opts)  # A-REX fetches it
     assert not any(a.startswith("--stage-in") for a in desc.wrapper_args(good, arc.opts))
-    submit_ok(arc, [good, liar])
-    states = settle(arc, [good, liar], timeout=240, step=1.0)
-    assert states == {good.id: JobState.COMPLETED, liar.id: JobState.FAILED}, arc.logs(liar)
+    missing = record(SCRIPT, name="missing", inputs=[f"{xrootd.url}//store/data/arc/nothere.txt"])
+    submit_ok(arc, [good, liar, missing])
+    states = settle(arc, [good, liar, missing], timeout=240, step=1.0)
+    assert states == {good.id: JobState.COMPLETED, liar.id: JobState.FAILED, missing.id: JobState.FAILED}
+    gone = arc.status([missing])[missing.id]  # A-REX's own staging failed, before the job ran
+    assert gone.exit_code is None
+    assert f"Failed checking source replica {xrootd.url}//store/data/arc/nothere.txt" in gone.message
 
     hist = xrootd.path("/store/user/arc/hist-1.root").read_bytes()
     assert hist == b"arc input\narc\n"

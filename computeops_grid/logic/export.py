@@ -102,15 +102,18 @@ def _job_files(session: Session, job_id: str, folder: Path, record: dict[str, An
 
 
 def _add_file(crate: Any, path: Path, root: Path, description: str) -> Any:
-    data = path.read_bytes()
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:  # outputs may be large: hashed in blocks
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
     return crate.add_file(
         path,
         dest_path=path.relative_to(root).as_posix(),
         properties={
             "name": path.name,
             "description": description,
-            "contentSize": str(len(data)),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "contentSize": str(path.stat().st_size),
+            "sha256": sha.hexdigest(),
         },
     )
 

@@ -48,10 +48,11 @@ class StoredRecord(JobRecord):
     """A record read from the store: its description is parsed when first used, so that
     ``status``/``wait`` over 100,000 jobs do not validate 100,000 descriptions they never read."""
 
-    def __init__(self, spec_json: str, **fields: Any) -> None:
+    def __init__(self, spec_json: str = "", **fields: Any) -> None:
         self._spec_json = spec_json
         self._spec: JobSpec | None = None
-        super().__init__(spec=None, **fields)  # type: ignore[arg-type]  # the setter keeps None out
+        fields.setdefault("spec", None)  # given as a JobSpec too (dataclasses.replace)
+        super().__init__(**fields)
 
     @property
     def spec(self) -> JobSpec:

@@ -14,16 +14,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from computeops_grid import worker
 from computeops_grid.backends.arc import desc
 from computeops_grid.backends.arc import states as arc_states
 from computeops_grid.backends.arc.cli import ArcCli, tools_installed
 from computeops_grid.backends.arc.rest import ArcRest
+from computeops_grid.backends.arc.uploads import SharedFiles, upload_all
 from computeops_grid.backends.base import (
     BackendContext,
     BackendSettings,
@@ -63,6 +66,9 @@ class ArcSettings(BackendSettings):
     timeout: float = 30.0
     transport: Literal["auto", "rest", "cli"] = "auto"  # auto: REST if the CE offers it, else arc* tools
     cli_endpoint_type: str = "arcrest"  # arcsub -T: arcrest, emies, gridftpjob
+    upload_workers: int = Field(
+        default=8, ge=1, le=64, description="jobs whose inputs are uploaded at the same time (REST)"
+    )
 
 
 class ArcBackend:
@@ -145,29 +151,37 @@ class ArcBackend:
                 f"the CE {self.rest.base} answered {len(replies)} results for {len(jobs)} jobs",
                 backend=self.name,
             )
-        return [self._accepted(job, reply) for job, reply in zip(jobs, replies)]
+        results = [self._accepted(job, reply) for job, reply in zip(jobs, replies)]
+        shared = SharedFiles()  # the wrapper (and inputs many jobs name) read once
+        failed = upload_all(
+            [(r.job_id, self._uploader(job, r, shared)) for job, r in zip(jobs, results) if r.native_id],
+            workers=self.settings.upload_workers,
+        )
+        for job_id, why in failed.items():  # the job exists on the CE: record it; its status will tell
+            log.warning("job %s is on the CE but its inputs did not all arrive: %s", job_id, why)
+        return results
+
+    def _uploader(self, job: JobRecord, result: SubmitResult, shared: SharedFiles) -> Callable[[], None]:
+        ce_id = str(result.native_id).rstrip("/").rsplit("/", 1)[-1]
+        return lambda: self._upload(job, ce_id, shared)
 
     def _accepted(self, job: JobRecord, reply: dict[str, object]) -> SubmitResult:
         if str(reply.get("status-code")) != "201" or "id" not in reply:
             reason = reply.get("reason") or reply.get("status-code")
             error = BackendRejected(f"the CE {self.rest.base} refused the job: {reason}", backend=self.name)
             return SubmitResult(job_id=job.id, error=error)
-        ce_id = str(reply["id"])
-        try:
-            with_retries(lambda: self._upload(job, ce_id), idempotent=True, what="upload")
-        except BackendError as exc:  # the job exists on the CE: record it; its status will tell
-            log.warning("job %s is on the CE but its inputs did not all arrive: %s", job.id, exc.message)
-        return SubmitResult(job_id=job.id, native_id=self._native(ce_id), state=JobState.QUEUED)
+        return SubmitResult(job_id=job.id, native_id=self._native(str(reply["id"])), state=JobState.QUEUED)
 
-    def _upload(self, job: JobRecord, ce_id: str) -> None:
+    def _upload(self, job: JobRecord, ce_id: str, shared: SharedFiles | None = None) -> None:
         """The wrapper and the inputs into the job's session dir (the CE waits for them)."""
-        self.rest.upload(ce_id, PILOT_FILE, self.context.pilot.read_bytes())
+        files = shared or SharedFiles()
+        self.rest.upload(ce_id, PILOT_FILE, files.read(self.context.pilot))
         if desc.needs_launcher(job, self.opts):
-            self.rest.upload(ce_id, desc.LAUNCHER_FILE, worker.path(worker.DIRAC_LAUNCHER).read_bytes())
+            self.rest.upload(ce_id, desc.LAUNCHER_FILE, files.read(worker.path(worker.DIRAC_LAUNCHER)))
         for name in desc.wrapper_files(job):  # the wrapper's mover, for the storage URLs it moves
             self.rest.upload(ce_id, name, worker.path(name).read_bytes())
         for src in input_sources(job):
-            self.rest.upload(ce_id, src.name, src.read_bytes())
+            self.rest.upload(ce_id, src.name, files.read(src))
 
     # -- status, lookup, cancel -----------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,15 +62,25 @@ class ArcRest:
         self.proxy = proxy
         self.timeout = timeout
         self.name = name
-        self.session = requests.Session()
-        self.session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        self.session.cert = str(proxy)
-        self.session.verify = ca_dir
-        self.session.headers["Accept"] = "application/json"
+        self.ca_dir = ca_dir
+        self._local = threading.local()  # one session (connection pool) per thread: uploads run side by side
         self._version: str | None = None
         self._delegation: str | None = None
 
     # -- plumbing -------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's HTTP session: the proxy as client certificate, the CE's CAs."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+            session.cert = str(self.proxy)
+            session.verify = self.ca_dir
+            session.headers["Accept"] = "application/json"
+            self._local.session = session
+        return session
 
     def _request(
         self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kw: Any

@@ -211,9 +211,10 @@ def gfal_copy(src, dst, tools, environ, local):
     """gfal2's copy with its own adler32 comparison (``-K adler32``) on uploads."""
     argv = [str(tools["gfal-copy"]), "-f", "-p"]
     argv += ["-K", "adler32"] if local else []
-    code, _out, err = run_tool(argv + [src, dst], dict(environ))
+    code, _out, err = run_tool(argv + [src, dst], xrd_env(environ))  # gfal2's xrootd plugin is XrdCl
     if code != 0:
-        kind = "mismatch" if "checksum" in err.lower() and "mismatch" in err.lower() else classify(err)
+        low = err.lower()
+        kind = "mismatch" if "checksum" in low and ("mismatch" in low or "error" in low) else classify(err)
         raise TransferError(kind, "gfal-copy: " + (last_line(err) or f"exit code {code}"))
     if local is None:
         return {"adler32": file_adler32(dst[len("file://") :])}

@@ -1,0 +1,72 @@
+"""The wrapper's XRootD mover on a node without xrdcp: gfal-copy (gfal2's xrootd plugin), against
+the real XRootD server, the same checks and failure kinds as with xrdcp.
+
+The mover module is driven directly with its tool table narrowed to gfal-copy: hiding xrdcp
+from a whole job's PATH would hide the container runtimes with it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from computeops_grid import worker
+from tests.services.xrootd import XRootD, adler32
+
+GFAL_PYTHON = "/usr/bin/python3"  # gfal-copy runs the first python that imports gfal2 (not pyenv's)
+
+
+@pytest.fixture(scope="module")
+def transfer() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("cops_transfer_gfal", worker.path(worker.TRANSFER))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stager(transfer: ModuleType, workdir: Path) -> Any:
+    gfal = shutil.which("gfal-copy")
+    if gfal is None:
+        pytest.skip("gfal2-util-scripts is not installed (etc/deps/apt-grid.txt)")
+    env = {**os.environ, "GFAL_PYTHONBIN": GFAL_PYTHON}
+    node = transfer.Stager(str(workdir), env, retries=1, backoff=0.0)
+    node.tools = dict.fromkeys(node.tools) | {"gfal-copy": gfal}  # a node without xrdcp
+    return node
+
+
+def test_gfal_copy_moves_and_checks_like_xrdcp(transfer: ModuleType, xrootd: XRootD, tmp_path: Path) -> None:
+    node = stager(transfer, tmp_path)
+    source = xrootd.put("/store/data/gfal/in.txt", b"via gfal\n")
+    entries, failure = node.stage_in([("in.txt", source)])
+    assert failure is None, failure and failure.message
+    assert entries[0]["mover"] == "gfal-copy"
+    assert (tmp_path / "in.txt").read_bytes() == b"via gfal\n"
+
+    (tmp_path / "hist-1.root").write_bytes(b"histogram\n")
+    (tmp_path / "hist-2.root").write_bytes(b"histogram\n")
+    entries, failure = node.stage_out([
+        ("hist-1.root", f"{xrootd.url}//store/user/gfal/"),
+        ("hist-2.root", f"{xrootd.url}//store/liar/gfal/"),
+    ])  # fmt: skip
+    good, liar = entries
+    assert (good["status"], good["checksum"]["local"]) == ("ok", adler32(b"histogram\n"))
+    assert xrootd.path("/store/user/gfal/hist-1.root").read_bytes() == b"histogram\n"
+    assert (liar["status"], liar["kind"]) == ("failed", "mismatch")
+    assert failure is not None and failure.url == f"{xrootd.url}//store/liar/gfal/hist-2.root"
+
+    cases = {
+        f"{xrootd.url}//store/readonly/gfal/": "refused",
+        "root://127.0.0.1:1//store/user/gfal/": "unreachable",
+    }
+    for url, kind in cases.items():
+        _entries, failure = node.stage_out([("hist-1.root", url)])
+        assert failure is not None and failure.kind == kind, (url, failure and failure.message)
+    _entries, failure = node.stage_in([("x", f"{xrootd.url}//store/data/gfal/nothere")])
+    assert failure is not None and failure.kind == "missing"

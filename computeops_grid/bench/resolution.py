@@ -81,7 +81,12 @@ def extend(
             stop = f"time budget of {budget_s:.0f} s spent"
             break
         one = replace(plan, workloads=todo, repeats=1, seed=plan.seed + rep)
-        extra += [replace(m, rep=rep) for m in run_study(systems, one, progress)]
+
+        def shown(m: Measurement, rep: int = rep) -> None:  # the progress line names the real round
+            if progress is not None:
+                progress(replace(m, rep=rep))
+
+        extra += [replace(m, rep=rep) for m in run_study(systems, one, shown)]
         rep += 1
         todo = [w for w in todo if goal[w.name] > rep]
         if rep >= cap:

@@ -1,5 +1,5 @@
-"""The wrapper's XRootD mover on a node without xrdcp: gfal-copy (gfal2's xrootd plugin), against
-the real XRootD server, the same checks and failure kinds as with xrdcp.
+"""The wrapper's fallback movers against the real servers: gfal-copy (gfal2's xrootd plugin) on a
+node without xrdcp, with the same checks and failure kinds; Python's own HTTPS without curl.
 
 The mover module is driven directly with its tool table narrowed to gfal-copy: hiding xrdcp
 from a whole job's PATH would hide the container runtimes with it.
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from computeops_grid import worker
-from tests.services.xrootd import XRootD, adler32
+from tests.services.xrootd import GRID_CERTS, XRootD, adler32
 
 GFAL_PYTHON = "/usr/bin/python3"  # gfal-copy runs the first python that imports gfal2 (not pyenv's)
 
@@ -70,3 +70,19 @@ def test_gfal_copy_moves_and_checks_like_xrdcp(transfer: ModuleType, xrootd: XRo
         assert failure is not None and failure.kind == kind, (url, failure and failure.message)
     _entries, failure = node.stage_in([("x", f"{xrootd.url}//store/data/gfal/nothere")])
     assert failure is not None and failure.kind == "missing"
+
+
+def test_https_input_without_curl_uses_the_standard_library(
+    transfer: ModuleType, xrootd: XRootD, tmp_path: Path
+) -> None:
+    """A node without curl still reads https:// and davs:// inputs (Python's own TLS, the node's CAs)."""
+    if xrootd.https_port is None:
+        pytest.skip("no test CA here (arcctl test-ca): no HTTPS server")
+    node = transfer.Stager(str(tmp_path), {**os.environ, "X509_CERT_DIR": str(GRID_CERTS)}, retries=1)
+    node.tools = dict.fromkeys(node.tools)  # no tool at all
+    source = xrootd.put("/store/data/py/in.txt", b"no curl\n").replace(xrootd.url, xrootd.davs)
+    entries, failure = node.stage_in([("in.txt", source), ("gone.txt", source.replace("in.txt", "gone"))])
+    assert entries[0]["mover"] == "python-https"
+    assert (tmp_path / "in.txt").read_bytes() == b"no curl\n"
+    assert failure is not None
+    assert failure.kind == "missing" and failure.url.endswith("/gone")

@@ -53,18 +53,26 @@ def test_job_reads_from_xrootd_and_writes_to_xrootd_and_s3_checked(
     cli: Cli, tmp_path: Path, xrootd: XRootD, storage_env: S3
 ) -> None:
     source = xrootd.put("/store/data/good/in.txt", b"event data\n")
-    rows = submit(cli, tmp_path / "j.yaml", [job("good", [source], [
+    storage_env.client().put_object(Bucket=BUCKET, Key="conditions/calib.db", Body=b"calibration\n")
+    calib = f"s3://{BUCKET}/conditions/calib.db"
+    rows = submit(cli, tmp_path / "j.yaml", [job("good", [source, calib], [
         {"path": "hist-*.root", "to": f"{xrootd.url}//store/user/me/run1/"},
         {"path": "summary.txt", "to": f"s3://{BUCKET}/run1/summary.txt"},
-    ])])  # fmt: skip
+    ], PAYLOAD + "; cat calib.db >> summary.txt")])  # fmt: skip
     row = rows["good"]
     assert (row["state"], row["exit_code"]) == ("completed", 0)
     hist = xrootd.path("/store/user/me/run1/hist-1.root").read_bytes()
     assert hist == b"event data\nsecond\n"
     summary = storage_env.client().get_object(Bucket=BUCKET, Key="run1/summary.txt")["Body"].read()
-    assert summary == b"summary of good\n"
+    assert summary == b"summary of good\ncalibration\n"  # the S3 input was there for the payload
     report = fetched(cli, row["id"], tmp_path / "out")
-    [staged_in] = report["stage_in"]
+    staged_in, staged_calib = report["stage_in"]
+    assert (staged_calib["name"], staged_calib["mover"], staged_calib["size"]) == (
+        "calib.db",
+        "python-s3",
+        12,
+    )
+    assert (tmp_path / "out" / "cops-report.json").exists()
     assert staged_in | {"seconds": 0} == {
         "url": source, "name": "in.txt", "mover": "xrdcp", "status": "ok", "size": 11, "attempts": 1,
         "checksum": {"adler32": adler32(b"event data\n")}, "seconds": 0,

@@ -27,6 +27,7 @@ if MYPY:  # pragma: no cover
 TOOLS = ("xrdcp", "xrdfs", "gfal-copy", "gfal-sum", "curl")
 TRANSIENT = ("unreachable", "failed", "mismatch")  # kinds worth another try
 CHUNK = 1 << 20
+HEADER_FILE = ".cops-bearer-header"  # the token as a curl header file (0600), never on a command line
 TOOL_TIMEOUT = 3600.0
 # XRootD's client waits up to 120 s for a server that refuses connections; our own retries
 # (bounded, with backoff) replace that, unless the site set these itself.
@@ -246,7 +247,7 @@ def curl_auth(environ, scratch):
         argv += ["--cert", proxy, "--key", proxy]
     token = bearer_token(environ)
     if token:
-        header = os.path.join(scratch, ".cops-bearer-header")
+        header = os.path.join(scratch, HEADER_FILE)  # removed after each request (curl())
         fd = os.open(header, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write("Authorization: Bearer " + token + "\n")
@@ -273,8 +274,12 @@ def curl(tools, environ, scratch, args, out):
     # type: (Mapping[str, Optional[str]], Mapping[str, str], str, List[str], str) -> str
     """One curl request (the node's credentials added); its output in ``out``; the HTTP status
     read with ``-w`` (not ``-f``, which hides the server's explanation of a refusal)."""
-    argv = [str(tools["curl"]), "-sS", "-L", "-o", out, "-w", "%{http_code}"] + curl_auth(environ, scratch)
-    code, status, err = run_tool(argv + args, dict(environ))
+    argv = [str(tools["curl"]), "-sS", "-L", "-o", out, "-w", "%{http_code}"]
+    try:
+        code, status, err = run_tool(argv + curl_auth(environ, scratch) + args, dict(environ))
+    finally:
+        if os.path.exists(os.path.join(scratch, HEADER_FILE)):  # the token never stays in the sandbox
+            os.unlink(os.path.join(scratch, HEADER_FILE))
     if code != 0:
         raise TransferError(classify(curl_text(code, err)), "curl: " + (last_line(err) or f"exit code {code}"))
     if not status.strip().isdigit() or int(status) >= 400:

@@ -86,3 +86,24 @@ def test_https_input_without_curl_uses_the_standard_library(
     assert (tmp_path / "in.txt").read_bytes() == b"no curl\n"
     assert failure is not None
     assert failure.kind == "missing" and failure.url.endswith("/gone")
+
+
+def test_a_bearer_token_never_stays_in_the_sandbox_nor_on_a_command_line(
+    transfer: ModuleType, xrootd: XRootD, tmp_path: Path
+) -> None:
+    if xrootd.https_port is None or shutil.which("curl") is None:
+        pytest.skip("no HTTPS server or no curl")
+    token = "eyJ-not-a-real-token"
+    env = {**os.environ, "X509_CERT_DIR": str(GRID_CERTS), "BEARER_TOKEN": token}
+    probe, job = tmp_path / "probe", tmp_path / "job"
+    probe.mkdir()
+    job.mkdir()
+    argv = transfer.curl_auth(env, str(probe))
+    assert token not in " ".join(argv)  # curl reads it from a 0600 header file
+    header = Path(argv[argv.index("-H") + 1].lstrip("@"))
+    assert header.stat().st_mode & 0o777 == 0o600
+    assert header.read_text() == f"Authorization: Bearer {token}\n"
+    source = xrootd.put("/store/data/tok/in.txt", b"with a token\n").replace(xrootd.url, xrootd.davs)
+    _entries, failure = transfer.Stager(str(job), env, retries=1).stage_in([("in.txt", source)])
+    assert failure is None, failure and failure.message
+    assert [p.name for p in job.iterdir()] == ["in.txt"]  # the header file went with the request

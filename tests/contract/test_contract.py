@@ -1,6 +1,7 @@
 """The backend contract, written once and run over every backend that runs here.
 
-Submit, bulk status, the payload's exit code, declared outputs through ``cops-grid get``,
+Submit, bulk status, the payload's exit code, what ran (the wrapper's report, back with the job
+before any ``get``), declared outputs through ``cops-grid get``,
 cancel of a running job and of one that already finished (through ``cops-grid cancel``),
 lookup after a crash, the native description. Wherever the backend has a say, the test
 asks the backend with its own tools as well (tests/contract/probes.py: ``squeue``/``sacct``,
@@ -11,6 +12,8 @@ what it wishes cannot pass.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,16 +21,18 @@ from typing import Any
 import pytest
 import yaml
 
+from computeops_grid import Client, worker
 from computeops_grid.backends.base import Capability
 from computeops_grid.backends.kubernetes import manifest as km
 from computeops_grid.backends.registry import backend_class
+from computeops_grid.images.default import PUBLIC
 from computeops_grid.jobs.record import JobRecord
 from computeops_grid.jobs.state import JobState
 from computeops_grid.logic import follow, submit
 from computeops_grid.logic.session import Session
 from tests.conftest import EXAMPLES, Cli
 from tests.contract.conftest import Target
-from tests.contract.probes import MARK, marker, processes_with, wait_state, wait_until
+from tests.contract.probes import MARK, SwarmProbe, marker, processes_with, wait_state, wait_until
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 RUN_S = 300  # at most this long for a short job to end (A-REX goes through its job loop and Slurm)
@@ -71,12 +76,46 @@ def test_submit_and_get_declared_outputs(target: Target, cli: Cli, tmp_path: Pat
     with Session.open() as session:
         (job,) = submitted(session, target, EXAMPLES / "hello.yaml")
         (done,) = follow.wait(session, [job.id], poll=target.poll, timeout=RUN_S)
-    assert (done.state, done.exit_code) == (JobState.COMPLETED, 0), done.message
+        assert (done.state, done.exit_code) == (JobState.COMPLETED, 0), done.message
+        # the refresh that saw it end stored the report (`show` would ask again: not yet)
+        assert session.store.provenance(job.id) is not None, "the report did not come back with the job"
+    _what_ran_came_back_without_get(target, job.id)
     got = cli("get", job.id, "-o", str(tmp_path / "out"), "--json")
     assert got.code == 0, got.stderr
     assert str(tmp_path / "out" / "result.txt") in got.json()  # type: ignore[operator]
     assert (tmp_path / "out" / "result.txt").read_text() == "done\n"
     return None
+
+
+def _what_ran_came_back_without_get(target: Target, job_id: str) -> None:
+    """The wrapper's report (Swarm: the engine's) is in the store before any ``get``, as
+    ``Client.show`` (``cops-grid show --json``) and ``Client.jobs`` (``list --json``) give it:
+    the image's digest (its ``.flat/`` name; Swarm: the engine's image id), the runtime, the
+    node, the exit code."""
+    client = Client()
+    ran = client.show(job_id)
+    assert ran["report_available"], ran
+    if target.backend == "swarm":
+        assert isinstance(target.probe, SwarmProbe)
+        ref = ran["image"]["engine_image"]["ref"]
+        engine_id = target.probe.docker("image", "inspect", ref, "--format", "{{.Id}}").stdout.strip()
+        assert (ran["image"]["digest"], ran["runtime"]["name"]) == (engine_id, "docker-swarm")
+    else:
+        assert ran["image"]["digest"] == "sha256:" + (image_root_of(target) / PUBLIC).resolve().name
+        assert ran["image"]["digest_source"] == "flat-directory"
+        assert ran["runtime"]["name"] in worker.load_pilot().RUNTIMES
+    assert ran["node"]["hostname"] == socket.gethostname()  # every backend here runs jobs on this host
+    assert ran["exit_code"] == 0
+    (row,) = client.jobs(image_digest=ran["image"]["digest"])  # what `list --json` prints
+    assert (row["id"], row["image_digest"], row["runtime"], row["node"]) == (
+        job_id, ran["image"]["digest"], ran["runtime"]["name"], ran["node"]["hostname"],
+    )  # fmt: skip
+
+
+def image_root_of(target: Target) -> Path:
+    """The image repository the target's backend runs from (its own setting, else the global one)."""
+    config = yaml.safe_load((Path(os.environ["COPS_GRID_HOME"]) / "config.yaml").read_text())
+    return Path(config["backends"][target.backend].get("image_root") or config["image_root"])
 
 
 def _get_says_the_backend_cannot(target: Target, cli: Cli, tmp_path: Path) -> None:

@@ -4,13 +4,15 @@ fixture's issuer, found by WLCG token discovery; a bulk submit with spooled inpu
 run on the pool's node as the mapped user, the wrapper running the container payload there;
 status in bulk, exit code 42, outputs retrieved, the history once jobs left the queue; a hold
 reason; remove; tokens the CE refuses; why vanilla jobs and not the grid universe; and
-``cops-grid submit etc/examples/hello.yaml --backend htcondor-ce --wait``."""
+``cops-grid submit etc/examples/hello.yaml --backend htcondor-ce --wait`` (its wrapper report in
+the store without a ``get``)."""
 
 from __future__ import annotations
 
 import json
 import os
 import pwd
+import socket
 import subprocess
 import sys
 import time
@@ -19,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from computeops_grid import worker
+from computeops_grid import Client, worker
 from computeops_grid.backends.base import BackendContext
 from computeops_grid.backends.htcondor_ce.backend import HTCondorCEBackend, HTCondorCESettings, bindings
 from computeops_grid.errors import Delivery
+from computeops_grid.images.default import PUBLIC
 from computeops_grid.jobs.state import JobState
 from tests.conftest import EXAMPLES, Cli, configure_backend
 from tests.services.grid_jobs import record, settle, submit_ok, wait_for
@@ -112,7 +115,7 @@ def test_hold_reason_then_remove(backend: HTCondorCEBackend, htcondor_ce: HTCond
 REFUSAL_PROBE = """
 import json, sys
 from pathlib import Path
-from computeops_grid import worker
+from computeops_grid import Client, worker
 from computeops_grid.backends.base import BackendContext
 from computeops_grid.backends.htcondor_ce.backend import HTCondorCEBackend, HTCondorCESettings
 from tests.services.grid_jobs import record
@@ -179,8 +182,18 @@ def test_grid_universe_job_is_not_routed_by_the_ce(backend: HTCondorCEBackend, t
 
 
 def test_cli_hello_on_the_ce(cli: Cli, cops_home: Path, ce_settings: dict[str, Any], ce_token: Path) -> None:
-    """The README's first job on the CE: the payload's output printed by ``--wait``."""
+    """The README's first job on the CE: the payload's output printed by ``--wait``; what ran (the
+    image's ``.flat/`` digest, the runtime, the node, the exit code) is in the store, back with
+    the job from the refresh that saw it end, before any ``get``."""
     configure_backend(cops_home, "htcondor-ce", ce_settings)
     res = cli("submit", str(EXAMPLES / "hello.yaml"), "--backend", "htcondor-ce", "--wait", timeout=300)
     assert res.code == 0, res.stderr
     assert "Hello from Linux in a container, job hello" in res.stdout
+    client = Client()
+    (row,) = client.jobs()  # the store as `list --json` prints it: no backend asked, no `get` run
+    flat = "sha256:" + (Path(ce_settings["image_root"]) / PUBLIC).resolve().name
+    assert (row["image_digest"], row["node"]) == (flat, socket.gethostname())
+    ran = client.show(row["id"])  # what ran came back with the job: the wrapper's report
+    assert (ran["image"]["digest"], ran["image"]["digest_source"]) == (flat, "flat-directory")
+    assert ran["runtime"]["name"] == row["runtime"] and row["runtime"] in worker.load_pilot().RUNTIMES
+    assert (ran["node"]["hostname"], ran["exit_code"]) == (socket.gethostname(), 0)

@@ -157,6 +157,8 @@ def test_payload_exit_code_42_comes_back_unchanged(
         (job,) = submitted(session, target, path)
         (done,) = follow.wait(session, [job.id], poll=target.poll, timeout=RUN_S)
         assert (done.state, done.exit_code) == (JobState.FAILED, 42), done.message
+        report = session.store.provenance(done.id)  # a failed job's report comes back as well
+        assert report is not None and report["exit_code"] == 42, report
         assert "oops" in follow.logs(session, done.id)
     return None
 

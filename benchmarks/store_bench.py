@@ -110,6 +110,12 @@ def big_list() -> None:
         store.claim_ids([r.id for r in chunk])
         store.transitions((r.id, JobState.QUEUED, "", None, f"{start}_{r.index}", None) for r in chunk)
     recorded = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    active = store.records(states=[JobState.QUEUED])  # what `status`/`wait` read per poll
+    polled = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    store.transitions((r.id, JobState.QUEUED, "", None, None, None) for r in active)  # a poll: no change
+    unchanged = time.perf_counter() - t0
     store.close()
     env = {**os.environ, "COPS_GRID_HOME": str(tmp)}
     db = str(tmp / "jobs.sqlite")
@@ -120,6 +126,8 @@ def big_list() -> None:
         "floor: python3 -c pass (interpreter start)": [sys.executable, "-c", "pass"],
     }  # fmt: skip
     print(f"\njobs: {BIG} (recorded as 10 sweeps of 10,000 in {recorded:.2f} s)")
+    print(f"{'status/wait poll: read 100,000 active records':46} {polled:.3f} s")
+    print(f"{'status/wait poll: record 100,000 unchanged':46} {unchanged:.3f} s")
     for what, argv in runs.items():
         times = [process(argv, env) for _ in range(2)]
         shown = "  ".join(f"{t:.3f} s" for t, _ in times)

@@ -208,6 +208,7 @@ def test_cancel_of_a_finished_job_keeps_how_it_ended(target: Target, cli: Cli, t
     assert result.stdout.strip() == f"{job.id} completed: already finished, exit code 0; nothing to cancel"
     row = listed(cli, job.id)
     assert (row["state"], row["exit_code"]) == ("completed", 0)
+    assert row["image_digest"] and row["runtime"] and row["node"], row  # the cancel saw it end: report back
     assert target.probe.state(job) in target.probe.FINISHED  # the backend was not asked to kill it
 
 

@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/study}
 WORK=$(mktemp -d /var/tmp/cops-study.XXXXXX)
+chmod 755 "$WORK" # the rootless checks run the image as nobody: it must reach it
 trap 'rm -rf "$WORK"' EXIT
 say() { printf 'study: %s\n' "$*" >&2; }
 

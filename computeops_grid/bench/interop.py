@@ -49,7 +49,8 @@ FROM scratch
 COPY busybox /bin/busybox
 COPY busybox /bin/sh
 RUN /bin/busybox --install -s /bin; \\
-    mkdir -p /srv /proc /dev /sys /tmp /cvmfs /etc /root /home /run /var/tmp /opt/interop
+    mkdir -p /srv /proc /dev /sys /tmp /cvmfs /etc /root /home /run /var/tmp /opt/interop; \\
+    echo root:x:0:0:root:/root:/bin/sh > /etc/passwd; echo root:x:0: > /etc/group
 COPY kernel data.bin payload.sh /opt/interop/
 ENV INTEROP_GREETING=hello-from-docker
 CMD ["/bin/sh", "/opt/interop/payload.sh"]
@@ -236,7 +237,8 @@ def _native_runs(
     if "docker" in runtimes and shutil.which("docker"):
         _docker_native(exp, docker_tar)
     if "podman" in runtimes and shutil.which("podman"):
-        store = ["--root", str(work / "podman"), "--runroot", str(work / "podman-run")]
+        runroot = tempfile.mkdtemp(prefix="cpr-")  # podman: a runroot of at most 50 characters
+        store = ["--root", str(work / "podman"), "--runroot", runroot]
         flags = ["--network", "none", "--runtime", "runc", "--ulimit", "nofile=20000:20000"]
         flags += ["--ulimit", "nproc=4096:4096"]  # this machine's limits (shared/notes/runtimes-...)
         argv = ["podman", *store, "run", "--rm", *flags, f"oci-archive:{oci}"]
@@ -245,6 +247,7 @@ def _native_runs(
             Run("podman", "docker", "native", ["podman run --rm oci-archive:image.tar"], False),
             exp.step("podman run", argv),
         )
+        shutil.rmtree(runroot, ignore_errors=True)
     apptainer = shutil.which("apptainer")
     if apptainer and ({"apptainer", "singularity"} & set(runtimes)):
         _apptainer_runs(exp, apptainer, oci, ctx, work)

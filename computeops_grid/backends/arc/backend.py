@@ -25,6 +25,7 @@ from computeops_grid import worker
 from computeops_grid.backends.arc import desc
 from computeops_grid.backends.arc import states as arc_states
 from computeops_grid.backends.arc.cli import ArcCli, tools_installed
+from computeops_grid.backends.arc.delegation_cache import DelegationCache
 from computeops_grid.backends.arc.rest import ArcRest
 from computeops_grid.backends.arc.uploads import SharedFiles, upload_all
 from computeops_grid.backends.base import (
@@ -93,7 +94,10 @@ class ArcBackend:
         self.context = context
         self.proxy = Path(settings.proxy or default_proxy())
         ca_dir = settings.ca_dir or os.environ.get("X509_CERT_DIR") or "/etc/grid-security/certificates"
-        self.rest = ArcRest(settings.ce, self.proxy, ca_dir, timeout=settings.timeout, name=self.name)
+        self.rest = ArcRest(
+            settings.ce, self.proxy, ca_dir, timeout=settings.timeout, name=self.name,
+            delegations=DelegationCache(context.home / "arc" / "delegations.json"),
+        )  # fmt: skip
         self.opts = desc.DescOptions(
             queue=settings.queue,
             runtime_environments=tuple(settings.runtime_environments),

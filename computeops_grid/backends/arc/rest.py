@@ -20,6 +20,7 @@ import requests
 from requests.exceptions import RequestException, SSLError
 
 from computeops_grid.backends.arc.delegation import load_proxy, sign_csr
+from computeops_grid.backends.arc.delegation_cache import DelegationCache, proxy_key, usable
 from computeops_grid.backends.common.http import status_failure, transport_failure
 from computeops_grid.errors import (
     BackendError,
@@ -56,7 +57,14 @@ class ArcRest:
     """One CE, one proxy. ``delegation_id`` is created on first use and reused."""
 
     def __init__(
-        self, ce: str, proxy: Path, ca_dir: str, *, timeout: float = 30.0, name: str = "arc"
+        self,
+        ce: str,
+        proxy: Path,
+        ca_dir: str,
+        *,
+        timeout: float = 30.0,
+        name: str = "arc",
+        delegations: DelegationCache | None = None,
     ) -> None:
         self.base = rest_base(ce)
         self.proxy = proxy
@@ -66,6 +74,7 @@ class ArcRest:
         self._local = threading.local()  # one session (connection pool) per thread: uploads run side by side
         self._version: str | None = None
         self._delegation: str | None = None
+        self.delegations = delegations  # kept across submissions (see delegation_cache)
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -136,20 +145,37 @@ class ArcRest:
         return data
 
     def delegate(self) -> str:
-        """Create a delegation on the CE (its CSR signed with the proxy); reused afterwards."""
+        """The delegation of this proxy on the CE: the one a former submission made while the
+        CE still holds it with an hour left, else a new one (its CSR signed with the proxy)."""
         if self._delegation is None:
-            response = self._request("POST", "delegations?action=new")
-            # A-REX 6 answers Location: /arex/rest/1.0/delegations?action=new/<id>
-            delegation = response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
-            chain = sign_csr(response.content, load_proxy(self.proxy))
-            self._request(
-                "PUT",
-                f"delegations/{delegation}",
-                data=chain,
-                headers={"Content-Type": "application/x-pem-file"},
-            )
-            self._delegation = delegation
+            key = proxy_key(self.base, self.proxy) if self.delegations is not None else None
+            self._delegation = self._reusable(key) or self._new_delegation(key)
         return self._delegation
+
+    def _reusable(self, key: str | None) -> str | None:
+        known = self.delegations.get(key) if self.delegations is not None and key else None
+        if known is None:
+            return None
+        try:
+            pem = self._request("POST", f"delegations/{known}?action=get").content
+        except BackendRejected:  # 4xx: the CE no longer has it
+            return None
+        return known if usable(pem) else None
+
+    def _new_delegation(self, key: str | None) -> str:
+        response = self._request("POST", "delegations?action=new")
+        # A-REX 6 answers Location: /arex/rest/1.0/delegations?action=new/<id>
+        delegation = response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
+        chain = sign_csr(response.content, load_proxy(self.proxy))
+        self._request(
+            "PUT",
+            f"delegations/{delegation}",
+            data=chain,
+            headers={"Content-Type": "application/x-pem-file"},
+        )
+        if self.delegations is not None and key:
+            self.delegations.put(key, delegation)
+        return delegation
 
     def submit(self, description: str) -> list[dict[str, Any]]:
         """Submit one or several ADL descriptions; one result per description, in order."""

@@ -336,7 +336,10 @@ def _workdir(parent: Path) -> Iterator[Path]:
     work.chmod(0o755)
     try:
         yield work
-    finally:
+    finally:  # a runtime that failed half-way (podman) may leave its overlay mounted there
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for target in reversed([m for m in mounts if m.startswith(f"{work}/")]):
+            subprocess.run(["umount", "-l", target], capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -78,3 +78,12 @@ def rows(res: CliResult) -> list[dict[str, Any]]:
     data = res.json()
     assert isinstance(data, list)
     return data
+
+
+def show(cli: Cli, job_id: str) -> dict[str, Any]:
+    """What ``cops-grid show ID --json`` printed: the job's record with its provenance."""
+    res = cli("show", job_id, "--json")
+    assert res.code == 0, res.stderr
+    data = res.json()
+    assert isinstance(data, dict)
+    return data

@@ -20,7 +20,7 @@ import yaml
 from computeops_grid.bench.daemons import world_dir
 from computeops_grid.jobs.exit_codes import code
 from tests.conftest import Cli
-from tests.e2e.helpers import rows
+from tests.e2e.helpers import rows, show
 from tests.images.helpers import busybox_image
 
 TAG = "docker://example.org/prov/app:v1"
@@ -55,14 +55,6 @@ def configure(home: Path, repo: Path, backend: str, settings: dict[str, Any] | N
     if settings is not None:
         config.setdefault("backends", {})[backend] = settings
     (home / "config.yaml").write_text(yaml.safe_dump(config))
-
-
-def show(cli: Cli, job_id: str) -> dict[str, Any]:
-    res = cli("show", job_id, "--json")
-    assert res.code == 0, res.stderr
-    data = res.json()
-    assert isinstance(data, dict)
-    return data
 
 
 def run_copy(cli: Cli, job_id: str, *options: str) -> tuple[str, str]:

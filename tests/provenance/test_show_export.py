@@ -19,17 +19,9 @@ from computeops_grid import worker
 from computeops_grid.images.default import PUBLIC
 from computeops_grid.logic.export import PROFILE, WFRUN
 from tests.conftest import EXAMPLES, Cli
-from tests.e2e.helpers import rows
+from tests.e2e.helpers import rows, show
 
 SCHEMA = "http://schema.org/"
-
-
-def show(cli: Cli, job_id: str) -> dict[str, Any]:
-    res = cli("show", job_id, "--json")
-    assert res.code == 0, res.stderr
-    data = res.json()
-    assert isinstance(data, dict)
-    return data
 
 
 def test_hello_shows_the_digest_runtime_and_node_and_exports_a_process_run_crate(

@@ -33,6 +33,7 @@ from computeops_grid.backends.slurm.script import (
     STDERR,
     STDOUT,
     array_spec,
+    sbatch_header,
 )
 from computeops_grid.jobs import exit_codes
 from computeops_grid.jobs.record import JobRecord
@@ -139,7 +140,7 @@ def sbatch_script(array: Array, array_dir: PurePath, options: Sequence[str], thr
         f"--output={array_dir}/%a.log",
         *options,
     ]
-    header = "\n".join(f"#SBATCH {shlex.quote(d)}" for d in directives)
+    header = sbatch_header(directives)
     unusable = exit_codes.code("job-dir-unusable")
     return "\n".join(
         [

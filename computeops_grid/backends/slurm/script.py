@@ -95,6 +95,11 @@ def job_script(job: JobRecord, workdir: PurePath, *, python: str, image_root: st
     )
 
 
+def sbatch_header(directives: Sequence[str]) -> str:
+    """The ``#SBATCH`` lines of a job script, each directive quoted as one word."""
+    return "\n".join(f"#SBATCH {shlex.quote(d)}" for d in directives)
+
+
 def single_script(job: JobRecord, workdir: PurePath, opts: Directives) -> str:
     """The script given to ``sbatch`` for one job: directives, then ``cops-job.sh``."""
     directives = [
@@ -104,8 +109,7 @@ def single_script(job: JobRecord, workdir: PurePath, opts: Directives) -> str:
         f"--error={workdir / STDERR}",
         *sbatch_options(job, opts),
     ]
-    header = "\n".join(f"#SBATCH {shlex.quote(d)}" for d in directives)
-    return f"#!/bin/sh\n{header}\nexec /bin/sh {shlex.quote(str(workdir / JOB_SCRIPT))}\n"
+    return f"#!/bin/sh\n{sbatch_header(directives)}\nexec /bin/sh {shlex.quote(str(workdir / JOB_SCRIPT))}\n"
 
 
 def array_spec(indices: Sequence[int]) -> str:
